@@ -1,0 +1,206 @@
+"""The ``rag`` command line. Entry point: :func:`main` (``rag = rag.cli:main``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from rag.errors import RagError
+from rag.settings import Settings, get_settings
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+app = typer.Typer(help="Answer questions from your documents, with citations.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+eval_app = typer.Typer(help="Measure retrieval and answer quality.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+ModeOpt = Annotated[str, typer.Option("--mode", "-m", help="dense | bm25 | hybrid")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object as the last line")]
+
+
+def _settings() -> Settings:
+    return get_settings()
+
+
+def _check_mode(mode: str) -> str:
+    if mode not in ("dense", "bm25", "hybrid"):
+        raise typer.BadParameter(f"mode must be dense, bm25 or hybrid, got {mode!r}", param_hint="--mode")
+    return mode
+
+
+def _display_path(source: str) -> str:
+    try:
+        return str(Path(source).relative_to(Path.cwd()))
+    except ValueError:
+        return source
+
+
+def _progress(total: int):  # type: ignore[no-untyped-def]
+    from index.ingest import Progress, tqdm_progress
+
+    return tqdm_progress(total) if sys.stderr.isatty() or os.environ.get("RAG_PROGRESS") == "1" else Progress()
+
+
+@app.command("index")
+def index_cmd(
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="files or folders (default: the seeds folder)")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Index files and folders: new and changed documents are embedded, removed ones dropped."""
+    from index.ingest import ingest
+
+    settings = _settings()
+    targets = paths or [settings.seeds_dir]
+    report = ingest(targets, settings, progress=_progress)
+    typer.echo(
+        f"documents: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
+        f"{report.removed} removed, {len(report.failed)} failed"
+        + (f", {report.repaired} repaired" if report.repaired else "")
+    )
+    typer.echo(
+        f"chunks: {report.chunks_added} added, {report.chunks_removed} removed; "
+        f"index now holds {report.documents_total} documents, {report.chunks_total} chunks"
+    )
+    for f in report.failed:
+        typer.echo(f"failed: {f.reason}")
+    if report.skipped:
+        typer.echo(f"skipped {len(report.skipped)} files of unsupported type")
+    typer.echo("seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in report.seconds.items()))
+    if json_out:
+        typer.echo(report.model_dump_json())
+
+
+@app.command("search")
+def search_cmd(
+    query: Annotated[str, typer.Argument(help="the question or keywords")],
+    k: Annotated[int, typer.Option("-k", help="number of passages", min=1, max=1000)] = 5,
+    mode: ModeOpt = "hybrid",
+    source: Annotated[Optional[list[str]], typer.Option("--source", help="only passages from this file")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Ranked passages with source, score and text."""
+    from rag.retrieve import Retriever
+
+    retriever = Retriever(_settings())
+    hits = retriever.search(query, k=k, mode=_check_mode(mode), sources=source)  # type: ignore[arg-type]
+    if not hits:
+        typer.echo("no passages found")
+    for h in hits:
+        c = h.chunk
+        where = _display_path(c.source) + (f" p.{c.page}" if c.page else "") + (f" #{c.external_id}" if c.external_id else "")
+        typer.echo(f"[{h.rank}] {h.score:.4f}  {where}  ({c.title})  chars {c.start}-{c.end}")
+        typer.echo("    " + " ".join(c.text.split())[:400])
+    if json_out:
+        typer.echo(json.dumps([h.model_dump() for h in hits]))
+
+
+@app.command("status")
+def status_cmd(json_out: JsonOpt = False) -> None:
+    """Documents, chunks, models and where the index is stored."""
+    from index.layout import IndexLayout
+
+    settings = _settings()
+    layout = IndexLayout.open(settings)
+    docs, chunks = layout.manifest.counts() if layout.exists() else (0, 0)
+    info = {
+        "index": layout.name,
+        "collection": layout.collection,
+        "documents": docs,
+        "chunks": chunks,
+        "vectors": layout.store.count() if layout.exists() else 0,
+        "embed_model": settings.embed_model,
+        "chunk_size": settings.chunk_size,
+        "chunk_overlap": settings.chunk_overlap,
+        "store": layout.store_location,
+        "store_kind": "chroma-server" if settings.chroma_url else "chroma-embedded",
+        "data_dir": str(settings.data_dir.resolve()),
+    }
+    for key, value in info.items():
+        typer.echo(f"{key:>14}: {value}")
+    if json_out:
+        typer.echo(json.dumps(info))
+
+
+@eval_app.command("retrieval")
+def eval_retrieval_cmd(
+    corpus: Annotated[Path, typer.Option(help="BEIR corpus.jsonl (_id, title, text)", exists=True, dir_okay=False)],
+    queries: Annotated[Path, typer.Option(help="queries.jsonl (_id, text)", exists=True, dir_okay=False)],
+    qrels: Annotated[Path, typer.Option(help="qrels TSV: query-id corpus-id score", exists=True, dir_okay=False)],
+    mode: ModeOpt = "hybrid",
+    json_out: JsonOpt = False,
+) -> None:
+    """nDCG@10, Recall@10, Recall@100 and MRR@10 on a BEIR-format set (the corpus gets its own index)."""
+    from eval.retrieval import evaluate_retrieval
+
+    result = evaluate_retrieval(corpus, queries, qrels, _settings(), mode=_check_mode(mode), progress=_progress)  # type: ignore[arg-type]
+    m = result.metrics
+    typer.echo(f"{'mode':>12}: {m['mode']}   queries: {m['queries']}   model: {m['embed_model']}")
+    for key in ("ndcg@10", "recall@10", "recall@100", "mrr@10"):
+        typer.echo(f"{key:>12}: {m[key]:.4f}")
+    if json_out:
+        typer.echo(json.dumps(m))
+
+
+@app.command("run")
+def run_cmd() -> None:
+    """Index the seeds folder, then search it interactively (an empty line quits)."""
+    from index.ingest import ingest
+    from rag.retrieve import Retriever
+
+    settings = _settings()
+    report = ingest([settings.seeds_dir], settings, progress=_progress)
+    typer.echo(f"indexed {report.documents_total} documents ({report.chunks_total} chunks) from {settings.seeds_dir}")
+    retriever = Retriever(settings)
+    retriever.warm_up()
+    while True:
+        try:
+            query = input("search> ").strip()
+        except EOFError:
+            break
+        if not query:
+            break
+        try:
+            for h in retriever.search(query, k=3):
+                typer.echo(f"[{h.rank}] {_display_path(h.chunk.source)}: {' '.join(h.chunk.text.split())[:300]}")
+        except RagError as exc:
+            typer.echo(f"error: {exc.message}", err=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; expected failures print ``error:``/``hint:`` on stderr and exit 1."""
+    logging.basicConfig(level=os.environ.get("RAG_LOG_LEVEL", "WARNING").upper(),
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app(args=argv, prog_name="rag", standalone_mode=False)
+    except RagError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        if exc.hint:
+            typer.echo(f"hint: {exc.hint}", err=True)
+        return 1
+    except typer.Abort:
+        return 130
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        if isinstance(exc, click.exceptions.Exit):
+            return exc.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Typed errors: failures we expect and can explain to a user.
+
+A refusal ("the documents do not say") is never an error: it is a value on ``Answer``.
+"""
+
+from __future__ import annotations
+
+
+class RagError(Exception):
+    """A failure we expect and can explain to a user."""
+
+    http_status = 500
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class PathNotFoundError(RagError):
+    """A path given to the indexer does not exist."""
+
+    http_status = 404
+
+
+class UnreadableDocumentError(RagError):
+    """One document could not be read; ingest reports it and goes on."""
+
+    http_status = 422
+
+
+class IndexLockedError(RagError):
+    """Another process is writing to the same index."""
+
+    http_status = 409
+
+
+class IndexNotReadyError(RagError):
+    """The index is empty or missing."""
+
+    http_status = 503
+
+
+class ModelUnavailableError(RagError):
+    """Model weights or the runtime needed for them are missing."""
+
+    http_status = 503
+
+
+class StoreError(RagError):
+    """The vector store (Chroma) could not be reached or used."""
+
+    http_status = 503
+
+
+class BadQueryError(RagError):
+    """A question or query that cannot be processed (empty, too long, binary)."""
+
+    http_status = 400

@@ -1,0 +1,92 @@
+"""One typed settings object: environment variables with prefix ``RAG_`` and an optional ``.env``.
+
+Only entry points call :func:`get_settings`; everything else takes a ``settings`` argument.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+RetrievalMode = Literal["dense", "bm25", "hybrid"]
+
+
+class Settings(BaseSettings):
+    """Every knob of the product. Each field is the env var ``RAG_<FIELD NAME>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAG_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- where things live
+    data_dir: Path = Field(Path(".rag"), description="Chroma (embedded), BM25 index, manifests, model cache")
+    seeds_dir: Path = Field(Path("seeds"), description="default folder indexed by `rag index` and the server")
+    index_name: str = Field("default", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,40}$",
+                            description="logical index; its collection name adds a fingerprint of the models")
+    chroma_url: str | None = Field(None, description="Chroma server URL (http://host:port); unset: embedded Chroma under data_dir")
+
+    # --- documents and chunks
+    chunk_size: int = Field(256, gt=16, le=8192, description="chunk size in tokens (llama-index SentenceSplitter)")
+    chunk_overlap: int = Field(32, ge=0, description="overlap between chunks in tokens")
+    max_file_mb: float = Field(50.0, gt=0, description="files larger than this are reported and skipped")
+
+    # --- embeddings
+    embed_model: str = Field(
+        "all-MiniLM-L6-v2",
+        description="'all-MiniLM-L6-v2' (packaged), 'bge-small-en-v1.5' (packaged int8 ONNX), "
+        "or any sentence-transformers model directory",
+    )
+    embed_batch_size: int = Field(32, gt=0, le=4096, description="texts per embedding batch")
+    embed_title: bool = Field(True, description="prefix each chunk with its document title when embedding and in BM25")
+    ingest_group_chunks: int = Field(
+        1024, gt=0, description="chunks embedded and committed together; a crash loses at most one group"
+    )
+
+    # --- retrieval
+    retrieval_mode: RetrievalMode = Field("hybrid", description="dense | bm25 | hybrid")
+    top_k: int = Field(5, gt=0, le=1000, description="passages returned by search")
+    candidates: int = Field(100, gt=0, le=2000, description="candidates per method before hybrid fusion")
+    rrf_k: float = Field(60.0, gt=0, description="reciprocal rank fusion constant")
+    dense_weight: float = Field(1.0, ge=0, description="weight of the dense ranking in hybrid fusion")
+    bm25_weight: float = Field(1.0, ge=0, description="weight of the BM25 ranking in hybrid fusion")
+    bm25_k1: float = Field(1.2, gt=0, description="BM25 term-frequency saturation")
+    bm25_b: float = Field(0.75, ge=0, le=1, description="BM25 length normalisation")
+
+    @field_validator("chroma_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        if not v.startswith(("http://", "https://")):
+            raise ValueError(f"chroma_url must start with http:// or https://, got {v!r}")
+        return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _overlap(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})"
+            )
+        return self
+
+    def index_fingerprint(self) -> str:
+        """Hash of everything that changes stored vectors or chunk boundaries."""
+        keys = self.model_dump(include={"embed_model", "chunk_size", "chunk_overlap", "embed_title"})
+        keys["chunker"] = "llama-index-sentence-splitter-v1"
+        return hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:10]
+
+    def collection_name(self, index_name: str | None = None) -> str:
+        """The Chroma collection (and local index folder) name for ``index_name``."""
+        return f"{index_name or self.index_name}-{self.index_fingerprint()}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (entry points only)."""
+    return Settings()

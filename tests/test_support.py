@@ -1,0 +1,144 @@
+"""rag.support: the claim-support check, with the real cross-encoder and MiniLM embedder."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rag.errors import ModelUnavailableError
+from rag.support import (
+    CALIBRATION_PATH,
+    FEATURE_NAMES,
+    SupportChecker,
+    SupportScore,
+    _lexical,
+    split_sentences,
+)
+
+PREMISE = (
+    "The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mars in Paris, France. "
+    "It is named after the engineer Gustave Eiffel, whose company designed and built the tower. "
+    "Constructed from 1887 to 1889, it is 330 metres tall."
+)
+
+
+@pytest.fixture(scope="module")
+def checker() -> SupportChecker:
+    c = SupportChecker()
+    c.warm_up()
+    return c
+
+
+# --------------------------------------------------------------------------- no models
+
+
+def test_calibration_file_is_complete() -> None:
+    data = json.loads(CALIBRATION_PATH.read_text())
+    assert tuple(data["features"]) == FEATURE_NAMES
+    assert len(data["coef"]) == len(data["mean"]) == len(data["scale"]) == len(FEATURE_NAMES)
+    for key in ("date", "data", "procedure", "threshold", "cross_validated"):
+        assert key in data
+
+
+def test_split_sentences_handles_glued_boundaries() -> None:
+    text = "Arthur's Magazine (1844–1846) was a periodical.First for Women is a magazine. Dr. No was filmed in 1962."
+    assert split_sentences(text) == [
+        "Arthur's Magazine (1844–1846) was a periodical.",
+        "First for Women is a magazine.",
+        "Dr. No was filmed in 1962.",
+    ]
+
+
+def test_lexical_features_find_missing_numbers_and_names() -> None:
+    lex = _lexical(PREMISE, "Gustave Eiffel finished the 300 metre tower in 1889 with Jules Verne.", None)
+    assert lex["missing_numbers"] == ("300",)
+    assert set(lex["missing_names"]) == {"jules", "verne"}
+    assert lex["num_missing"] == pytest.approx(0.5)
+    ok = _lexical(PREMISE, "It was built between 1887 and 1889 and is 330 metres tall.", None)
+    assert ok["num_missing"] == 0.0 and ok["name_missing"] == 0.0 and ok["lex_contain"] == 1.0
+
+
+def test_lexical_answer_containment_ignores_words_from_the_question() -> None:
+    q = "Who designed the Eiffel Tower?"
+    assert _lexical(PREMISE, "Gustave Eiffel", q)["lex_answer_contain"] == 1.0
+    assert _lexical(PREMISE, "The Eiffel Tower was designed by Le Corbusier", q)["lex_answer_contain"] < 0.5
+
+
+def test_missing_calibration_is_a_model_error(tmp_path: Path) -> None:
+    checker = SupportChecker(calibration=tmp_path / "missing.json")
+    with pytest.raises(ModelUnavailableError) as info:
+        checker.threshold  # noqa: B018
+    assert "calibrate" in (info.value.hint or "")
+
+
+def test_bad_arguments_raise_value_error() -> None:
+    checker = SupportChecker()  # cheap: nothing loads before the inputs are checked
+    with pytest.raises(ValueError, match="premise"):
+        checker.check("", "a claim")
+    with pytest.raises(ValueError, match="claim"):
+        checker.check(PREMISE, "   ")
+    with pytest.raises(ValueError, match="either"):
+        checker.check_many([(PREMISE, "x")], question="q", questions=["q"])
+    with pytest.raises(ValueError, match="questions"):
+        checker.check_many([(PREMISE, "x")], questions=["q", "r"])
+    with pytest.raises(ValueError, match="threshold"):
+        SupportChecker(threshold=1.5)
+    assert checker.check_many([]) == []
+
+
+# --------------------------------------------------------------------------- real models
+
+
+def test_paraphrase_is_supported(checker: SupportChecker) -> None:
+    s = checker.check(PREMISE, "The tower was built between 1887 and 1889 and stands 330 metres high.")
+    assert isinstance(s, SupportScore)
+    assert s.supported and s.score >= s.threshold
+    assert 0.0 <= s.score <= 1.0
+
+
+def test_wrong_number_is_unsupported(checker: SupportChecker) -> None:
+    good = checker.check(PREMISE, "The Eiffel Tower is 330 metres tall.")
+    bad = checker.check(PREMISE, "The Eiffel Tower is 450 metres tall.")
+    assert good.supported
+    assert not bad.supported
+    assert bad.features.missing_numbers == ("450",)
+    assert bad.score < good.score
+
+
+def test_wrong_name_is_unsupported(checker: SupportChecker) -> None:
+    bad = checker.check(PREMISE, "The tower is named after the engineer Gustave Flaubert.")
+    assert not bad.supported
+    assert "flaubert" in bad.features.missing_names
+
+
+def test_short_answer_read_with_the_question(checker: SupportChecker) -> None:
+    q = "Whose company designed and built the Eiffel Tower?"
+    right, wrong = checker.check_many([(PREMISE, "Gustave Eiffel"), (PREMISE, "Alexandre Dumas")], question=q)
+    assert right.supported
+    assert not wrong.supported
+    assert right.score > wrong.score
+
+
+def test_scores_are_deterministic_and_batch_independent(checker: SupportChecker) -> None:
+    claims = ["The Eiffel Tower is in Paris.", "The Eiffel Tower is in Rome.", "It is 330 metres tall."]
+    batch = checker.check_many([(PREMISE, c) for c in claims])
+    again = [checker.check(PREMISE, c) for c in claims]
+    for a, b in zip(batch, again, strict=True):
+        assert a.score == pytest.approx(b.score, abs=1e-4)
+        assert a.features.vector() == pytest.approx(b.features.vector(), abs=1e-3)
+    assert batch[0].supported and not batch[1].supported
+
+
+def test_module_level_check_uses_a_default_checker() -> None:
+    from rag import support
+
+    s = support.check(PREMISE, "Gustave Eiffel's company built the tower.")
+    assert s.supported
+    assert support.default_checker() is support.default_checker()
