@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from pydantic import ValidationError
 
 from rag.errors import RagError
 from rag.settings import Settings, get_settings
@@ -188,16 +189,20 @@ def main(argv: list[str] | None = None) -> int:
         if exc.hint:
             typer.echo(f"hint: {exc.hint}", err=True)
         return 1
+    except ValidationError as exc:
+        for err in exc.errors():
+            field = ".".join(str(x) for x in err["loc"])
+            typer.echo(f"error: invalid setting {field} (env RAG_{field.upper()}): {err['msg']}", err=True)
+        return 1
     except typer.Abort:
         return 130
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Exit):
-            return exc.exit_code
+    except Exception as exc:
+        # usage errors and exits of the click that typer bundles: shown as click shows them
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
+            exc.show()  # type: ignore[attr-defined]
+            return int(exc.exit_code)  # type: ignore[attr-defined]
+        if type(exc).__name__ == "Exit":
+            return int(getattr(exc, "exit_code", 0))
         raise
     return 0
 

@@ -69,3 +69,9 @@ def test_eval_retrieval_json(beir_set: dict[str, Path], capsys: pytest.CaptureFi
     # a second mode reuses the same index: nothing is embedded again
     assert main([*args, "--mode", "bm25"]) == 0
     assert last_json(capsys.readouterr().out)["recall@10"] == 1.0
+
+
+def test_invalid_setting_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    monkeypatch.setenv("RAG_CHUNK_SIZE", "-5")
+    assert main(["status"]) == 1
+    assert "invalid setting chunk_size (env RAG_CHUNK_SIZE)" in capsys.readouterr().err
