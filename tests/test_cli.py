@@ -75,3 +75,13 @@ def test_invalid_setting_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, capsy
     monkeypatch.setenv("RAG_CHUNK_SIZE", "-5")
     assert main(["status"]) == 1
     assert "invalid setting chunk_size (env RAG_CHUNK_SIZE)" in capsys.readouterr().err
+
+
+def test_run_indexes_seeds_and_searches(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    shutil.copytree(REPO / "seeds", Path.cwd() / "seeds")
+    answers = iter(["Who commands the Revolutionary Guard?", ""])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(answers))
+    assert main(["run"]) == 0
+    out = capsys.readouterr().out
+    assert "indexed 1 documents" in out
+    assert "[1] seeds/china_iran_ties.txt: " in out and "[3] seeds/china_iran_ties.txt: " in out

@@ -82,3 +82,12 @@ def test_reader_picks_up_new_documents(settings: Settings, corpus_dir: Path, min
     (corpus_dir / "marathon.txt").write_text("The Eastbrook marathon is held every October along the harbor.")
     ingest([corpus_dir], settings, embedder=minilm)
     assert "marathon" in r.search("marathon October", mode="bm25", k=1)[0].chunk.text
+
+
+@pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
+def test_seed_question_finds_the_answer_passage(settings: Settings, minilm, mode: str):
+    from .conftest import REPO
+
+    ingest([REPO / "seeds"], settings, embedder=minilm)
+    hits = Retriever(settings, embedder=minilm).search("Who commanded the Revolutionary Guard Corps?", k=3, mode=mode)  # type: ignore[arg-type]
+    assert any("Hossein Salami" in h.chunk.text for h in hits)
