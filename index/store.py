@@ -104,13 +104,10 @@ class ChromaStore:
 
     def query(self, vector: np.ndarray, k: int, *, sources: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """Nearest chunks as ``(chunk_id, cosine similarity)``, best first."""
-        n = self.count()
-        if n == 0:
-            return []
         where = {"source": {"$in": list(sources)}} if sources else None
         res = self._col.query(
             query_embeddings=np.asarray([vector], dtype=np.float32),
-            n_results=min(k, n),
+            n_results=k,  # Chroma returns fewer when the collection holds fewer
             where=where,
             include=["distances"],
         )
