@@ -2,6 +2,9 @@
 
     python bench/llm_speed.py [--models qwen2.5-coder-0.5b qwen2.5-coder-1.5b] [--threads 2]
 
+Set OMP_WAIT_POLICY=ACTIVE to compare with libgomp's spin-waiting (LocalChatModel defaults to PASSIVE).
+Other jobs on the same cores skew every figure: the load average is printed; ``--wait-idle`` helps.
+
 Prints, per model: assembly time from the pip packages (first, into a fresh cache, and cached),
 load time, prompt-eval and decode tokens/s (llama.cpp's own perf counters), time to first token
 for a ~600-token RAG prompt, the same for a second question over the same context (prefix reuse),
@@ -22,7 +25,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rag.llm_model import MODELS, LocalChatModel, resolve_model_path  # noqa: E402
+from rag.llm_model import MODELS, LocalChatModel, resolve_model_path
 
 SYSTEM = (
     "You answer questions about the product documentation. Use only the numbered sources below. "
@@ -42,9 +45,9 @@ FACTS = [
 
 
 def sources(variant: int) -> str:
-    """About 600 tokens of numbered passages; ``variant`` changes every passage (a different context)."""
+    """Numbered passages (~560 tokens; ~600 with the system prompt and question)."""
     lines = []
-    for i in range(24):
+    for i in range(15):
         fact = FACTS[(i + variant) % len(FACTS)]
         lines.append(f"[S{i + 1}] (doc {variant}-{i}) {fact}")
     return "\n".join(lines)
@@ -79,8 +82,20 @@ def ttft(model: LocalChatModel, msgs: list[dict[str, str]], max_tokens: int = 32
     return t1 - t0, time.perf_counter() - t0, text
 
 
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def wait_idle(seconds: float) -> None:
+    """Wait (at most ``seconds``) until the 1-minute load average is below 0.7: other jobs skew timings."""
+    deadline = time.monotonic() + seconds
+    while os.getloadavg()[0] >= 0.7 and time.monotonic() < deadline:
+        time.sleep(5)
+
+
 def bench_model(name: str, cache: Path, threads: int) -> None:
-    print(f"\n== {name} ({MODELS[name].size / 2**20:.0f} MiB), n_threads={threads}")
+    print(f"\n== {name} ({MODELS[name].size / 2**20:.0f} MiB), n_threads={threads}, {load()}")
     t0 = time.perf_counter()
     path = resolve_model_path(name, cache)
     first = time.perf_counter() - t0
@@ -92,7 +107,7 @@ def bench_model(name: str, cache: Path, threads: int) -> None:
     model = LocalChatModel(path, n_ctx=4096, n_threads=threads)
     t0 = time.perf_counter()
     model.warm_up()
-    print(f"load: {time.perf_counter() - t0:.2f} s")
+    print(f"load: {time.perf_counter() - t0:.2f} s (OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')})")
 
     ctx_a = sources(0)
     q1 = messages(ctx_a, "How much does the Zorblax 9 weigh?")
@@ -109,7 +124,7 @@ def bench_model(name: str, cache: Path, threads: int) -> None:
 
     perf_reset(model)
     warm, total, text = ttft(model, q2)
-    n_p2, t_p2, _, _ = perf(model)
+    n_p2, _, _, _ = perf(model)
     print(f"second question, same context: TTFT {warm:.2f} s ({n_p2} new prompt tokens evaluated), "
           f"speed-up x{cold / warm:.1f}: {text.strip()[:60]!r}")
 
@@ -144,6 +159,7 @@ def bench_model(name: str, cache: Path, threads: int) -> None:
             times.append(t)
         label = "live KV only" if cache_mb == 0 else f"+LlamaRAMCache({cache_mb} MB)"
         print(f"A -> B -> A ({label}): TTFT " + ", ".join(f"{t:.2f} s" for t in times))
+    print(f"done, {load()}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", default=["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"],
                         choices=sorted(MODELS))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
+                        help="before each model, wait up to this long for the machine to go idle")
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="assembled-model cache (default: a fresh temp dir, so 'first' is a real assembly)")
     args = parser.parse_args(argv)
@@ -158,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cpus: {os.cpu_count()}, cache: {cache}")
     try:
         for name in args.models:
+            wait_idle(args.wait_idle)
             bench_model(name, cache, args.threads)
     finally:
         if args.cache_dir is None:

@@ -187,7 +187,8 @@ def _cached_ok(spec: ModelSpec, target: Path, *, rehash: bool = False) -> bool:
     except FileNotFoundError:
         return False
     if st.st_size != spec.size:
-        logger.warning("cached %s has %d bytes, expected %d: rebuilding", target, st.st_size, spec.size)
+        if rehash:
+            logger.warning("cached %s has %d bytes, expected %d: rebuilding", target, st.st_size, spec.size)
         return False
     try:
         meta = json.loads(_sidecar(target).read_text())
@@ -289,6 +290,7 @@ def _assemble(spec: ModelSpec, target: Path) -> None:
                         size += len(chunk)
             out.flush()
             os.fsync(out.fileno())
+            os.fchmod(out.fileno(), 0o644)  # mkstemp makes it 0600; other users may serve the model
         if size != spec.size or digest.hexdigest() != spec.sha256:
             raise ModelUnavailableError(
                 f"assembled {spec.name} does not match: {size} bytes, sha256 {digest.hexdigest()} "
@@ -421,7 +423,10 @@ class LocalChatModel:
         self._yes_ids: list[int] = []
         self._no_ids: list[int] = []
         self._grammars: dict[str, Any] = {}
-        self._lock = threading.RLock()
+        self._load_lock = threading.Lock()
+        # A plain Lock, not an RLock: a streaming response may resume the generator (and release
+        # the lock) on another thread than the one that started it (Starlette, Gradio).
+        self._run_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"LocalChatModel({str(self.model_path)!r}, n_ctx={self.n_ctx}, n_threads={self.n_threads})"
@@ -435,13 +440,20 @@ class LocalChatModel:
             ModelUnavailableError: the file is missing, ``llama_cpp`` is not installed, or llama.cpp
                 cannot load the file.
         """
-        with self._lock:
+        if self._llm is not None:
+            return
+        with self._load_lock:
             if self._llm is not None:
                 return
             if not self.model_path.is_file():
                 raise ModelUnavailableError(
                     f"no model file at {self.model_path}", hint="run: python -m rag.llm_model"
                 )
+            if "llama_cpp" not in sys.modules:
+                # libgomp reads this once, when llama.cpp loads it. Its default spin-waiting made
+                # llama.cpp 3-10x slower here whenever another process shared the 2 cores
+                # (bench/llm_speed.py); sleeping workers cost little when the CPU is idle.
+                os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
             try:
                 import llama_cpp
                 from llama_cpp.llama_chat_format import CHATML_CHAT_TEMPLATE, Jinja2ChatFormatter
@@ -466,7 +478,9 @@ class LocalChatModel:
                     hint="check the file is a GGUF model (python -m rag.llm_model re-verifies packaged ones)",
                 ) from exc
             if self.ram_cache_mb:
-                llm.set_cache(llama_cpp.LlamaRAMCache(capacity_bytes=self.ram_cache_mb << 20))
+                from llama_cpp.llama_cache import LlamaRAMCache
+
+                llm.set_cache(LlamaRAMCache(capacity_bytes=self.ram_cache_mb << 20))
             template = llm.metadata.get("tokenizer.chat_template")
             if not template:
                 logger.warning("%s has no chat template; using ChatML", self.model_path)
@@ -476,8 +490,8 @@ class LocalChatModel:
             # The same formatter llama-cpp-python builds for chat_format="chat_template.default".
             self._formatter = Jinja2ChatFormatter(
                 template=template,
-                eos_token=llm._model.token_get_text(eos_id) if eos_id != -1 else "",
-                bos_token=llm._model.token_get_text(bos_id) if bos_id != -1 else "",
+                eos_token=llm.detokenize([eos_id], special=True).decode() if eos_id != -1 else "",
+                bos_token=llm.detokenize([bos_id], special=True).decode() if bos_id != -1 else "",
                 stop_token_ids=[eos_id],
             )
             self._yes_ids = _single_token_ids(llm, ("Yes", "yes", "YES", " Yes", " yes"))
@@ -492,8 +506,12 @@ class LocalChatModel:
         return self._llm
 
     def reset(self) -> None:
-        """Forget the evaluated prompt, so the next call evaluates its prompt from scratch."""
-        with self._lock:
+        """Forget the evaluated prompt, so the next call evaluates its prompt from scratch.
+
+        Prefix reuse evaluates prompts in different batch splits, which moves logits by Q4 float
+        noise; call this before each item when results must not depend on the previous call.
+        """
+        with self._run_lock:
             if self._llm is not None:
                 self._llm.reset()
                 if self._llm.cache is not None:
@@ -520,7 +538,7 @@ class LocalChatModel:
         if grammar is None:
             return None
         if grammar not in self._grammars:
-            from llama_cpp import LlamaGrammar
+            from llama_cpp.llama_grammar import LlamaGrammar
 
             self._grammars[grammar] = LlamaGrammar.from_string(grammar, verbose=False)
         return self._grammars[grammar]
@@ -565,7 +583,8 @@ class LocalChatModel:
             ModelUnavailableError: the model cannot be loaded.
             ValueError: bad arguments, or the prompt does not fit in ``n_ctx``.
         """
-        with self._lock:
+        self.warm_up()
+        with self._run_lock:
             args = self._completion_args(messages, max_tokens, temperature, stop, grammar)
             out = self._llm.create_completion(**args)
         return str(out["choices"][0]["text"])
@@ -580,9 +599,11 @@ class LocalChatModel:
     ) -> Iterator[str]:
         """Like :meth:`chat`, yielding text pieces as they are generated.
 
-        The model stays locked until the iterator is exhausted or closed.
+        The model stays locked until the iterator is exhausted or closed (or garbage-collected):
+        close an abandoned stream, e.g. with ``contextlib.closing``.
         """
-        with self._lock:
+        self.warm_up()
+        with self._run_lock:
             args = self._completion_args(messages, max_tokens, temperature, stop, grammar)
             chunks = self._llm.create_completion(**args, stream=True)
             try:
@@ -607,8 +628,8 @@ class LocalChatModel:
         import llama_cpp
         import numpy as np
 
-        with self._lock:
-            llm = self._loaded()
+        llm = self._loaded()
+        with self._run_lock:
             args = self._completion_args(messages, 1, 0.0, None, None)
             # One greedy step; the logits of the last prompt position stay in the context afterwards.
             llm.create_completion(**args)
@@ -753,7 +774,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.list:
         for spec in MODELS.values():
-            print(f"{spec.name}\t{spec.size}\t{spec.description}\t{spec.pip_command()}")
+            print(f"{spec.name}\t{spec.size}\t{spec.description}\t{spec.pip_command()}")  # noqa: T201 (CLI output)
         return 0
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     if args.cache_dir is None:
@@ -763,17 +784,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         path = resolve_model_path(args.model, args.cache_dir)
     except ModelUnavailableError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+        print(f"error: {exc.message}", file=sys.stderr)  # noqa: T201 (CLI output)
         if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)
+            print(f"hint: {exc.hint}", file=sys.stderr)  # noqa: T201 (CLI output)
         return 1
-    spec = MODELS.get(args.model)
-    if spec is not None:
-        digest = spec.sha256
+    known = MODELS.get(args.model)
+    if known is not None:
+        digest = known.sha256  # resolve_model_path verified it
     else:
         with path.open("rb") as f:
             digest = hashlib.file_digest(f, "sha256").hexdigest()
-    print(f"{digest}  {path}")
+    print(f"{digest}  {path}")  # noqa: T201 (CLI output)
     return 0
 
 
