@@ -16,7 +16,14 @@ from pathlib import Path
 import numpy as np
 
 logger = logging.getLogger(__name__)
-logging.getLogger("bm25s").setLevel(logging.WARNING)
+
+
+def _bm25s():  # type: ignore[no-untyped-def]
+    """Import bm25s, which sets its own logger to DEBUG on import; keep it quiet."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
 
 POINTER = "bm25.json"
 
@@ -31,9 +38,7 @@ def _stemmer():  # type: ignore[no-untyped-def]
 
 
 def _tokenize(texts: Sequence[str], stemmer) -> list[list[str]]:  # type: ignore[no-untyped-def]
-    import bm25s
-
-    return bm25s.tokenize(list(texts), stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False)
+    return _bm25s().tokenize(list(texts), stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False)
 
 
 class Bm25Index:
@@ -49,11 +54,9 @@ class Bm25Index:
 
     @classmethod
     def build(cls, ids: list[str], texts: list[str], generation: int, *, k1: float, b: float) -> Bm25Index:
-        import bm25s
-
         if not ids:
             return cls(None, [], generation)
-        retriever = bm25s.BM25(k1=k1, b=b, method="lucene")
+        retriever = _bm25s().BM25(k1=k1, b=b, method="lucene")
         retriever.index(_tokenize(texts, _stemmer()), show_progress=False)
         return cls(retriever, ids, generation)
 
@@ -79,8 +82,7 @@ class Bm25Index:
 
     @classmethod
     def load(cls, index_dir: Path) -> Bm25Index | None:
-        import bm25s
-
+        bm25s = _bm25s()
         pointer = _read_pointer(index_dir)
         if pointer is None:
             return None
