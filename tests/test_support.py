@@ -8,6 +8,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -37,6 +39,15 @@ def checker() -> SupportChecker:
 
 
 # --------------------------------------------------------------------------- no models
+
+
+def test_import_is_light() -> None:
+    code = (
+        "import sys, rag.support, rag.rerank; "
+        "heavy = {'torch', 'onnxruntime', 'sentence_transformers', 'numpy'} & set(sys.modules); "
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_calibration_file_is_complete() -> None:
@@ -96,8 +107,16 @@ def test_bad_arguments_raise_value_error() -> None:
 # --------------------------------------------------------------------------- real models
 
 
-def test_paraphrase_is_supported(checker: SupportChecker) -> None:
-    s = checker.check(PREMISE, "The tower was built between 1887 and 1889 and stands 330 metres high.")
+@pytest.mark.parametrize(
+    "claim",
+    [
+        "The Eiffel Tower has a height of 330 metres.",  # "height" earns credit from "tall"
+        "Gustave Eiffel's company designed and built the tower.",
+        "The Eiffel Tower is located in Paris.",  # "located": a light word
+    ],
+)
+def test_paraphrase_is_supported(checker: SupportChecker, claim: str) -> None:
+    s = checker.check(PREMISE, claim)
     assert isinstance(s, SupportScore)
     assert s.supported and s.score >= s.threshold
     assert 0.0 <= s.score <= 1.0
