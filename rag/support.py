@@ -93,6 +93,7 @@ higher on relevance there, and are mostly unsupported), i.e. "more relevant mean
 
 _TOP_SENTENCES = 2  # premise sentences (closest by embedding) that the cross-encoder also scores
 _CE_CLIP = 12.0  # cross-encoder logits are clipped to +-this before combining
+_VECTOR_CACHE_SIZE = 20_000  # cached sentence / word embeddings (384 floats each, about 30 MB in all)
 
 
 # --------------------------------------------------------------------------- values
@@ -449,6 +450,13 @@ class _MiniLM:
             embedder = SentenceTransformerEmbedder(packaged_minilm_path(), name="all-MiniLM-L6-v2", batch_size=64)
             embedder.warm_up()
             self._embedder = embedder
+        embed_query = getattr(self._embedder, "embed_query", None)
+        if embed_query is not None and 0 < len(texts) <= 4:
+            # a few short texts: one thread each (index.embed's embed_query); two torch threads on
+            # a busy 2-core machine stall for hundreds of ms on such tiny inputs
+            import numpy as np
+
+            return np.stack([embed_query(t) for t in texts])
         return self._embedder.embed_documents(texts)
 
 
@@ -487,7 +495,7 @@ class SupportChecker:
         self._combiner: _Combiner | None = None
         self._lock = threading.Lock()
         self._ce_question_cache: OrderedDict[tuple[str, str], float] = OrderedDict()
-        self._word_vectors: OrderedDict[str, Any] = OrderedDict()
+        self._vector_cache: OrderedDict[str, Any] = OrderedDict()
         self._cache_lock = threading.RLock()  # the two caches above may be shared by server threads
 
     def warm_up(self) -> None:
@@ -574,10 +582,9 @@ class SupportChecker:
         unique_sents = list(dict.fromkeys(s for sents in premise_sents.values() for s in sents))
         claim_texts = [c.strip() for _, c in pairs]
         qa_texts = [_qa_text(q, c) for (_, c), q in zip(pairs, qs, strict=True)]
-        vecs = np.asarray(self.embedder.embed_documents(unique_sents + claim_texts + qa_texts), dtype=np.float32)
-        sent_vec = dict(zip(unique_sents, vecs[: len(unique_sents)], strict=True))
-        claim_vec = vecs[len(unique_sents) : len(unique_sents) + len(pairs)]
-        qa_vec = vecs[len(unique_sents) + len(pairs) :]
+        sent_vec = dict(zip(unique_sents, self._vectors(unique_sents), strict=True))
+        vecs = np.asarray(self.embedder.embed_documents(claim_texts + qa_texts), dtype=np.float32)
+        claim_vec, qa_vec = vecs[: len(pairs)], vecs[len(pairs) :]
 
         # 2. best-matching premise sentences per claim
         best: list[list[str]] = []
@@ -656,22 +663,26 @@ class SupportChecker:
             )
         return out
 
-    def _word_similarity(self, words: Sequence[str], candidates: Sequence[str]) -> list[float]:
-        """Max cosine of each word to any candidate, from cached single-word embeddings."""
+    def _vectors(self, texts: Sequence[str]) -> Any:
+        """Embeddings of premise sentences and single words, cached (LRU) across calls."""
         import numpy as np
 
         with self._cache_lock:
-            new = [w for w in dict.fromkeys([*words, *candidates]) if w not in self._word_vectors]
+            new = [t for t in dict.fromkeys(texts) if t not in self._vector_cache]
             if new:
                 vecs = np.asarray(self.embedder.embed_documents(new), dtype=np.float32)
-                for w, v in zip(new, vecs, strict=True):
-                    self._word_vectors[w] = v
-            for w in (*words, *candidates):
-                self._word_vectors.move_to_end(w)
-            a = np.stack([self._word_vectors[w] for w in words])
-            b = np.stack([self._word_vectors[w] for w in candidates])
-            while len(self._word_vectors) > 50_000:
-                self._word_vectors.popitem(last=False)
+                for t, v in zip(new, vecs, strict=True):
+                    self._vector_cache[t] = v
+            for t in texts:
+                self._vector_cache.move_to_end(t)
+            out = np.stack([self._vector_cache[t] for t in texts])
+            while len(self._vector_cache) > _VECTOR_CACHE_SIZE:
+                self._vector_cache.popitem(last=False)
+        return out
+
+    def _word_similarity(self, words: Sequence[str], candidates: Sequence[str]) -> list[float]:
+        """Max cosine of each word to any candidate word."""
+        a, b = self._vectors(words), self._vectors(candidates)
         return [float(x) for x in (a @ b.T).max(axis=1)]
 
     def _remember_question(self, key: tuple[str, str], value: float) -> None:

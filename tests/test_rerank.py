@@ -43,6 +43,8 @@ def test_constructor_is_cheap_and_validates() -> None:
         CrossEncoderReranker(batch_size=0)
     with pytest.raises(ValueError, match="max_length"):
         CrossEncoderReranker(max_length=0)
+    with pytest.raises(ValueError, match="threads"):
+        CrossEncoderReranker(threads=0)
 
 
 def test_missing_model_folder_raises_with_hint(tmp_path: Path) -> None:
