@@ -153,7 +153,10 @@ def ingest(
             pending_files.append(FileState(source, f.size, f.mtime_ns, digest))
         t = clock.add("load", t)
 
-        gone = [d for d in known_docs.values() if d.doc_id not in seen and _under(d.source, roots)]
+        # removed: not seen under the indexed paths, or their file is gone wherever it was (a moved folder)
+        vanished = {src for src in docs_of_source if not Path(src).exists()}
+        gone = [d for d in known_docs.values()
+                if d.doc_id not in seen and (_under(d.source, roots) or d.source in vanished)]
         if gone:
             gone_ids = [d.doc_id for d in gone]
             store.delete_documents(gone_ids)

@@ -151,4 +151,6 @@ def test_copied_folder_is_a_new_source(settings: Settings, corpus_dir: Path, tmp
     moved = tmp_path / "moved"
     shutil.move(corpus_dir, moved)
     report = ingest([moved], settings, embedder=counting)
-    assert report.added == 3
+    assert report.added == 3 and report.removed == 3  # the old paths no longer exist
+    assert report.documents_total == 3
+    consistent(settings)
