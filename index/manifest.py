@@ -95,13 +95,6 @@ class Manifest:
         rows = self._db.execute("SELECT doc_id, source, external_id, content_hash, n_chunks FROM documents")
         return {r[0]: DocState(*r) for r in rows}
 
-    def document_rows(self) -> list[dict]:
-        cur = self._db.execute(
-            "SELECT doc_id, source, external_id, title, n_chunks, chars, indexed_at FROM documents ORDER BY source, external_id"
-        )
-        cols = [c[0] for c in cur.description]
-        return [dict(zip(cols, r, strict=True)) for r in cur]
-
     def counts(self) -> tuple[int, int]:
         docs = self._db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
         chunks = self._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]

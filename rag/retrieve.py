@@ -102,7 +102,7 @@ class Retriever:
         if mode in ("bm25", "hybrid"):
             bm25 = self._lexical()
             if bm25 is not None:
-                allowed = self._chunks_of_sources(wanted_sources) if wanted_sources else None
+                allowed = self.layout.manifest.chunk_ids_of_sources(wanted_sources) if wanted_sources else None
                 lexical = bm25.query(query, depth, allowed=allowed)
 
         if mode == "dense":
@@ -120,9 +120,6 @@ class Retriever:
             Hit(chunk=chunks[cid], score=score, stage=mode, rank=0) for cid, score in ranked if cid in chunks
         ][:k]
         return [h.model_copy(update={"rank": i}) for i, h in enumerate(hits, start=1)]
-
-    def _chunks_of_sources(self, sources: Sequence[str]) -> list[str]:
-        return self.layout.manifest.chunk_ids_of_sources(sources)
 
 
 def _clean_query(query: object) -> str:
