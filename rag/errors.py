@@ -57,3 +57,9 @@ class BadQueryError(RagError):
     """A question or query that cannot be processed (empty, too long, binary)."""
 
     http_status = 400
+
+
+class GenerationError(RagError):
+    """The language model (local or hosted) failed while answering."""
+
+    http_status = 502
