@@ -1,0 +1,352 @@
+"""Golden question set: end-to-end answer quality, citations, honest refusals and follow-ups.
+
+A golden file is JSON Lines, one question per line (see ``eval/golden/README.md``)::
+
+    {"id": "g01", "question": "...", "answerable": true, "answers": ["2021"],
+     "evidence": "exact substring of the document", "conversation": null, "turn": 0}
+
+:func:`load_golden` reads and validates a file, :func:`score_answer` scores one :class:`rag.types.Answer`,
+:func:`run_golden` asks every question through any ``ask(question, history) -> Answer`` callable (follow-ups get the
+pipeline's own earlier answers as chat history) and :func:`format_golden` renders the report.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import statistics
+import string
+import time
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rag.types import Answer
+
+GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
+SEEDS_GOLDEN = GOLDEN_DIR / "seeds.jsonl"
+
+EVIDENCE_MIN, EVIDENCE_MAX = 10, 200
+
+AskFn = Callable[[str, list[dict[str, str]]], Answer]
+
+
+# --------------------------------------------------------------------------- normalisation
+
+_MARKER = re.compile(r"\[\s*\d+(?:\s*[,;–-]\s*\d+)*\s*\]")
+_DIGIT_COMMA = re.compile(r"(?<=\d),(?=\d{3}\b)")
+_ARTICLES = re.compile(r"\b(?:a|an|the)\b")
+_APOSTROPHES = "'’‘`´"
+
+
+def strip_citations(text: str) -> str:
+    """``"Natanz [1][2]."`` -> ``"Natanz ."``: citation markers such as [1], [1, 2] or [1-3] removed."""
+    return _MARKER.sub(" ", text)
+
+
+def normalize(text: str) -> str:
+    """SQuAD-style normalisation: lower case, no punctuation, no articles, single spaces.
+
+    Commas between digits go first (``1,000`` == ``1000``); apostrophes are dropped (``Iran’s`` == ``Irans``); every
+    other punctuation character, ASCII or Unicode (dashes, curly quotes), becomes a space, so ``25-year`` ==
+    ``25 year`` and ``U.S.`` == ``u s``.
+    """
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = _DIGIT_COMMA.sub("", text)
+    text = "".join(
+        "" if ch in _APOSTROPHES else " " if ch in string.punctuation or unicodedata.category(ch).startswith("P") else ch
+        for ch in text
+    )
+    text = _ARTICLES.sub(" ", text)
+    return " ".join(text.split())
+
+
+def contains(haystack: str, needle: str) -> bool:
+    """Whether normalised ``needle`` occurs in normalised ``haystack`` on word boundaries (``100`` not in ``1000``)."""
+    n = normalize(needle)
+    return bool(n) and f" {n} " in f" {normalize(haystack)} "
+
+
+# --------------------------------------------------------------------------- items
+
+@dataclass(frozen=True)
+class GoldenItem:
+    id: str
+    question: str
+    answerable: bool
+    answers: tuple[str, ...] = ()
+    evidence: str | None = None
+    conversation: str | None = None
+    turn: int = 0
+
+    @property
+    def follow_up(self) -> bool:
+        return self.conversation is not None and self.turn > 0
+
+
+class GoldenError(ValueError):
+    """A golden file that does not validate."""
+
+
+_FIELDS = {"id", "question", "answerable", "answers", "evidence", "conversation", "turn"}
+
+
+def _item(row: Any, where: str, document_text: str | None) -> GoldenItem:
+    if not isinstance(row, dict):
+        raise GoldenError(f"{where}: expected a JSON object")
+    missing, extra = {"id", "question", "answerable"} - row.keys(), row.keys() - _FIELDS
+    if missing or extra:
+        raise GoldenError(f"{where}: missing fields {sorted(missing)}, unknown fields {sorted(extra)}")
+    id_, question, answerable = row["id"], row["question"], row["answerable"]
+    answers, evidence = row.get("answers") or [], row.get("evidence")
+    conversation, turn = row.get("conversation"), row.get("turn", 0)
+    if not isinstance(id_, str) or not id_.strip():
+        raise GoldenError(f"{where}: id must be a non-empty string")
+    where = f"{where} ({id_})"
+    if not isinstance(question, str) or not question.strip():
+        raise GoldenError(f"{where}: question must be a non-empty string")
+    if not isinstance(answerable, bool):
+        raise GoldenError(f"{where}: answerable must be true or false")
+    if not isinstance(answers, list) or not all(isinstance(a, str) and normalize(a) for a in answers):
+        raise GoldenError(f"{where}: answers must be a list of non-empty strings")
+    if conversation is not None and (not isinstance(conversation, str) or not conversation):
+        raise GoldenError(f"{where}: conversation must be null or a non-empty string")
+    if not isinstance(turn, int) or isinstance(turn, bool) or turn < 0:
+        raise GoldenError(f"{where}: turn must be an integer >= 0")
+    if conversation is None and turn != 0:
+        raise GoldenError(f"{where}: a row without a conversation must have turn 0")
+    if answerable:
+        if not answers:
+            raise GoldenError(f"{where}: an answerable question needs at least one answer")
+        if not isinstance(evidence, str) or not EVIDENCE_MIN <= len(evidence) <= EVIDENCE_MAX:
+            raise GoldenError(f"{where}: evidence must be a string of {EVIDENCE_MIN}-{EVIDENCE_MAX} characters")
+        if document_text is not None and evidence not in document_text:
+            raise GoldenError(f"{where}: evidence is not an exact substring of the document: {evidence!r}")
+    else:
+        if answers or evidence is not None:
+            raise GoldenError(f"{where}: an unanswerable question has answers [] and evidence null")
+    return GoldenItem(id=id_, question=question, answerable=answerable, answers=tuple(answers), evidence=evidence,
+                      conversation=conversation, turn=turn)
+
+
+def load_golden(path: str | Path, document_text: str | None = None) -> list[GoldenItem]:
+    """Read and validate a golden JSONL file.
+
+    Args:
+        path: the file.
+        document_text: the source document; when given, every ``evidence`` must be an exact substring of it.
+
+    Raises:
+        GoldenError: a malformed row, a duplicate id, evidence not in the document, or a conversation whose turns are
+            not 0, 1, 2, ... in file order.
+    """
+    path = Path(path)
+    items: list[GoldenItem] = []
+    seen: set[str] = set()
+    last_turn: dict[str, int] = {}
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise GoldenError(f"{where}: not JSON ({exc})") from None
+            item = _item(row, where, document_text)
+            if item.id in seen:
+                raise GoldenError(f"{where}: duplicate id {item.id!r}")
+            seen.add(item.id)
+            if item.conversation is not None:
+                expected = last_turn.get(item.conversation, -1) + 1
+                if item.turn != expected:
+                    raise GoldenError(f"{where} ({item.id}): conversation {item.conversation!r} expects turn "
+                                      f"{expected} next, got {item.turn}")
+                last_turn[item.conversation] = item.turn
+            items.append(item)
+    if not items:
+        raise GoldenError(f"{path}: no questions")
+    return items
+
+
+# --------------------------------------------------------------------------- scoring
+
+@dataclass
+class GoldenResult:
+    id: str
+    question: str
+    answerable: bool
+    conversation: str | None
+    turn: int
+    correct: bool
+    cited: bool | None
+    refused: bool
+    text: str
+    seconds: float
+    refusal_reason: str | None = None
+    citations: int = 0
+    standalone_question: str | None = None
+
+    @property
+    def follow_up(self) -> bool:
+        return self.conversation is not None and self.turn > 0
+
+
+def _total_seconds(answer: Answer, wall: float | None) -> float:
+    total = answer.seconds.get("total") if answer.seconds else None
+    if total is not None:
+        return float(total)
+    return float(wall) if wall is not None else float("nan")
+
+
+def score_answer(item: GoldenItem, answer: Answer, *, wall_seconds: float | None = None) -> GoldenResult:
+    """Score one answer against its golden item.
+
+    correct: answerable -> not refused and the answer text (citation markers removed) contains a gold answer,
+    normalised; unanswerable -> refused. cited (answerable only, else None): some citation's quote contains the
+    evidence or a gold answer, normalised. seconds: ``answer.seconds["total"]`` if present, else ``wall_seconds``.
+    """
+    refused = bool(answer.refused)
+    if item.answerable:
+        body = strip_citations(answer.text)
+        correct = not refused and any(contains(body, a) for a in item.answers)
+        needles = [n for n in (item.evidence, *item.answers) if n]
+        cited: bool | None = not refused and any(contains(c.quote, n) for c in answer.citations for n in needles)
+    else:
+        correct, cited = refused, None
+    return GoldenResult(
+        id=item.id, question=item.question, answerable=item.answerable, conversation=item.conversation,
+        turn=item.turn, correct=correct, cited=cited, refused=refused, text=answer.text,
+        seconds=_total_seconds(answer, wall_seconds), refusal_reason=answer.refusal_reason,
+        citations=len(answer.citations), standalone_question=answer.standalone_question,
+    )
+
+
+# --------------------------------------------------------------------------- running
+
+@dataclass
+class GoldenReport:
+    results: list[GoldenResult]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    vals = sorted(v for v in values if not math.isnan(v))
+    if not vals:
+        return float("nan")
+    if len(vals) == 1:
+        return vals[0]
+    return statistics.quantiles(vals, n=100, method="inclusive")[int(q) - 1]
+
+
+def _rate(num: int, den: int) -> float | None:
+    return round(num / den, 4) if den else None
+
+
+def summarize(results: Sequence[GoldenResult]) -> dict[str, Any]:
+    answerable = [r for r in results if r.answerable]
+    unanswerable = [r for r in results if not r.answerable]
+    follow_ups = [r for r in results if r.follow_up]
+    seconds = [r.seconds for r in results]
+    out: dict[str, Any] = {
+        "questions": len(results),
+        "answerable": len(answerable),
+        "answerable_correct": sum(r.correct for r in answerable),
+        "cited_correct": sum(bool(r.correct and r.cited) for r in answerable),
+        "unanswerable": len(unanswerable),
+        "refused_correct": sum(r.correct for r in unanswerable),
+        "follow_ups": len(follow_ups),
+        "follow_ups_correct": sum(r.correct for r in follow_ups),
+        "false_refusals": sum(r.refused for r in answerable),
+    }
+    out["answer_accuracy"] = _rate(out["answerable_correct"], out["answerable"])
+    out["cited_accuracy"] = _rate(out["cited_correct"], out["answerable"])
+    out["refusal_accuracy"] = _rate(out["refused_correct"], out["unanswerable"])
+    out["follow_up_accuracy"] = _rate(out["follow_ups_correct"], out["follow_ups"])
+    p50, p95 = _percentile(seconds, 50), _percentile(seconds, 95)
+    out["p50_seconds"] = None if math.isnan(p50) else round(p50, 3)
+    out["p95_seconds"] = None if math.isnan(p95) else round(p95, 3)
+    return out
+
+
+def run_golden(
+    items: Sequence[GoldenItem],
+    ask: AskFn,
+    *,
+    on_result: Callable[[GoldenResult], None] | None = None,
+) -> GoldenReport:
+    """Ask every golden question in order and score it.
+
+    ``ask(question, history)`` gets, for a follow-up, the earlier turns of its conversation as chat messages
+    (``[{"role": "user", "content": q0}, {"role": "assistant", "content": answer0.text}, ...]``, the pipeline's own
+    answers, not the gold ones); rows without a conversation get ``[]``. Seconds per question are
+    ``answer.seconds["total"]`` when the answer has it, else the wall time around ``ask``.
+    """
+    histories: dict[str, list[dict[str, str]]] = {}
+    results: list[GoldenResult] = []
+    for item in items:
+        if item.conversation is None:
+            history: list[dict[str, str]] = []
+        else:
+            if item.turn == 0:
+                histories[item.conversation] = []
+            history = histories.setdefault(item.conversation, [])
+        t = time.perf_counter()
+        answer = ask(item.question, list(history))
+        wall = time.perf_counter() - t
+        result = score_answer(item, answer, wall_seconds=wall)
+        results.append(result)
+        if item.conversation is not None:
+            history.append({"role": "user", "content": item.question})
+            history.append({"role": "assistant", "content": answer.text})
+        if on_result is not None:
+            on_result(result)
+    return GoldenReport(results=results, summary=summarize(results))
+
+
+# --------------------------------------------------------------------------- output
+
+def _short(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def format_result(r: GoldenResult) -> str:
+    verdict = "ok  " if r.correct else "FAIL"
+    kind = "ans" if r.answerable else "n/a"
+    cited = "-" if r.cited is None else ("cited" if r.cited else "uncited")
+    state = "refused" if r.refused else "answered"
+    conv = f"{r.conversation}/{r.turn}" if r.conversation else ""
+    return (f"{verdict} {r.id:<6} {kind} {state:<8} {cited:<7} {r.seconds:6.2f}s {conv:<5} "
+            f"{_short(r.question, 60)!s:<60} -> {_short(r.text, 90)}")
+
+
+def format_golden(report: GoldenReport) -> str:
+    s = report.summary or summarize(report.results)
+    lines = [format_result(r) for r in report.results]
+
+    def frac(a: str, b: str) -> str:
+        num, den = s[a], s[b]
+        return f"{num}/{den}" + (f" ({100 * num / den:.0f}%)" if den else "")
+
+    def secs(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.2f} s"
+
+    lines += [
+        "",
+        f"answerable correct:      {frac('answerable_correct', 'answerable')}",
+        f"correct and cited:       {frac('cited_correct', 'answerable')}",
+        f"unanswerable refused:    {frac('refused_correct', 'unanswerable')}",
+        f"follow-ups correct:      {frac('follow_ups_correct', 'follow_ups')}",
+        f"false refusals:          {s['false_refusals']}/{s['answerable']}",
+        f"seconds per question:    p50 {secs(s['p50_seconds'])}, p95 {secs(s['p95_seconds'])}",
+    ]
+    return "\n".join(lines)
+
+
+def report_json(report: GoldenReport) -> dict[str, Any]:
+    """The report as plain data: the summary plus one dict per result."""
+    return {"summary": report.summary, "results": [asdict(r) for r in report.results]}
