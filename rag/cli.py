@@ -27,6 +27,9 @@ eval_app = typer.Typer(help="Measure retrieval and answer quality.", no_args_is_
 app.add_typer(eval_app, name="eval")
 
 ModeOpt = Annotated[str, typer.Option("--mode", "-m", help="dense | bm25 | hybrid")]
+AnswerModeOpt = Annotated[
+    Optional[str], typer.Option("--mode", "-m", help="local | hosted | extractive (default: RAG_ANSWER_MODE)")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object as the last line")]
 
 
@@ -38,6 +41,44 @@ def _check_mode(mode: str) -> str:
     if mode not in ("dense", "bm25", "hybrid"):
         raise typer.BadParameter(f"mode must be dense, bm25 or hybrid, got {mode!r}", param_hint="--mode")
     return mode
+
+
+def _check_answer_mode(mode: str | None) -> str | None:
+    if mode is not None and mode not in ("local", "hosted", "extractive"):
+        raise typer.BadParameter(f"mode must be local, hosted or extractive, got {mode!r}", param_hint="--mode")
+    return mode
+
+
+def _pipeline(mode: str | None):  # type: ignore[no-untyped-def]
+    from index.layout import IndexLayout
+    from rag.errors import IndexNotReadyError
+    from rag.pipeline import Pipeline
+
+    settings = _settings()
+    layout = IndexLayout.open(settings)
+    if not layout.exists() or not layout.manifest.counts()[1]:
+        raise IndexNotReadyError(
+            f"the index {settings.index_name!r} is empty", hint=f"run `rag index {settings.seeds_dir}` first"
+        )
+    return Pipeline(settings, mode=_check_answer_mode(mode))  # type: ignore[arg-type]
+
+
+def _print_citations(answer) -> None:  # type: ignore[no-untyped-def]
+    for c in answer.citations:
+        where = _display_path(c.source) + (f" p.{c.page}" if c.page else "")
+        typer.echo(f"  [{c.n}] {where} ({c.title}), chars {c.start}-{c.end}: \"{' '.join(c.quote.split())}\"")
+
+
+def _print_answer(answer) -> None:  # type: ignore[no-untyped-def]
+    typer.echo(answer.text)
+    if answer.refused:
+        typer.echo(f"  (refused: {answer.refusal_reason}; best evidence score {answer.evidence_score})")
+    _print_citations(answer)
+    if answer.standalone_question != answer.question:
+        typer.echo(f"  (understood as: {answer.standalone_question})")
+    if answer.dropped:
+        typer.echo(f"  ({len(answer.dropped)} unsupported sentence(s) removed"
+                   + ("; showing the evidence instead" if answer.fallback else "") + ")")
 
 
 def _display_path(source: str) -> str:
@@ -106,6 +147,59 @@ def search_cmd(
         typer.echo(json.dumps([h.model_dump() for h in hits]))
 
 
+@app.command("ask")
+def ask_cmd(
+    question: Annotated[str, typer.Argument(help="the question")],
+    mode: AnswerModeOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Answer one question from the index, with numbered citations (or a refusal)."""
+    pipe = _pipeline(mode)
+    answer = pipe.ask(question)
+    _print_answer(answer)
+    if json_out:
+        typer.echo(answer.model_dump_json())
+
+
+@app.command("chat")
+def chat_cmd(mode: AnswerModeOpt = None) -> None:
+    """Interactive chat with history: follow-ups work; tokens stream, citations follow verification."""
+    pipe = _pipeline(mode)
+    _chat_loop(pipe)
+
+
+def _chat_loop(pipe) -> None:  # type: ignore[no-untyped-def]
+    history: list[dict[str, str]] = []
+    typer.echo(f"Ask about the documents ({pipe.mode} mode). An empty line quits.")
+    while True:
+        try:
+            question = input("you> ").strip()
+        except EOFError:
+            break
+        if not question:
+            break
+        try:
+            streamed = False
+            answer = None
+            for kind, value in pipe.stream(question, history):
+                if kind == "token":
+                    if not streamed:
+                        typer.echo("draft> ", nl=False)
+                        streamed = True
+                    typer.echo(value, nl=False)
+                else:
+                    answer = value
+            if streamed:
+                typer.echo("")
+            assert answer is not None
+            typer.echo("bot> ", nl=False)
+            _print_answer(answer)
+        except RagError as exc:
+            typer.echo(f"error: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""), err=True)
+            continue
+        history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.text}]
+
+
 @app.command("status")
 def status_cmd(json_out: JsonOpt = False) -> None:
     """Documents, chunks, models and where the index is stored."""
@@ -153,29 +247,40 @@ def eval_retrieval_cmd(
         typer.echo(json.dumps(m))
 
 
+@eval_app.command("qa")
+def eval_qa_cmd(
+    passages: Annotated[Path, typer.Option(help="passages.jsonl (_id, title, text)", exists=True, dir_okay=False)],
+    questions: Annotated[Path, typer.Option(help="questions.jsonl (id, question, is_impossible, answers)",
+                                            exists=True, dir_okay=False)],
+    limit: Annotated[Optional[int], typer.Option(help="seeded sample of this many questions (about half unanswerable)",
+                                                 min=1)] = None,
+    seed: Annotated[int, typer.Option(help="sampling seed")] = 0,
+    mode: AnswerModeOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """EM / F1 on answerable questions, refusals on unanswerable ones, latency per stage (SQuAD-style files)."""
+    from eval.qa import evaluate_qa, format_report
+
+    report = evaluate_qa(passages, questions, settings=_settings(), limit=limit, seed=seed,
+                         mode=_check_answer_mode(mode), progress=_progress)
+    typer.echo(format_report(report))
+    if json_out:
+        typer.echo(report.to_json())
+
+
 @app.command("run")
-def run_cmd() -> None:
-    """Index the seeds folder, then search it interactively (an empty line quits)."""
+def run_cmd(mode: AnswerModeOpt = None) -> None:
+    """Index the seeds folder, then chat with it (an empty line quits)."""
     from index.ingest import ingest
-    from rag.retrieve import Retriever
+    from rag.pipeline import Pipeline
 
     settings = _settings()
     report = ingest([settings.seeds_dir], settings, progress=_progress)
     typer.echo(f"indexed {report.documents_total} documents ({report.chunks_total} chunks) from {settings.seeds_dir}")
-    retriever = Retriever(settings)
-    retriever.warm_up()
-    while True:
-        try:
-            query = input("search> ").strip()
-        except EOFError:
-            break
-        if not query:
-            break
-        try:
-            for h in retriever.search(query, k=3):
-                typer.echo(f"[{h.rank}] {_display_path(h.chunk.source)}: {' '.join(h.chunk.text.split())[:300]}")
-        except RagError as exc:
-            typer.echo(f"error: {exc.message}", err=True)
+    pipe = Pipeline(settings, mode=_check_answer_mode(mode))  # type: ignore[arg-type]
+    typer.echo("loading models ...")
+    pipe.warm_up()
+    _chat_loop(pipe)
 
 
 def main(argv: list[str] | None = None) -> int:

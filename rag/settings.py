@@ -11,10 +11,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RetrievalMode = Literal["dense", "bm25", "hybrid"]
+AnswerMode = Literal["local", "hosted", "extractive"]
 
 
 class Settings(BaseSettings):
@@ -58,13 +59,39 @@ class Settings(BaseSettings):
     bm25_k1: float = Field(1.2, gt=0, description="BM25 term-frequency saturation")
     bm25_b: float = Field(0.75, ge=0, le=1, description="BM25 length normalisation")
 
-    @field_validator("chroma_url")
+    # --- answering (rag/pipeline.py)
+    answer_mode: AnswerMode = Field(
+        "local", description="local (llama.cpp) | hosted (OpenAI-compatible endpoint) | extractive (no LLM)"
+    )
+    rerank_candidates: int = Field(6, gt=0, le=200, description="hybrid hits scored by the cross-encoder")
+    evidence_chunks: int = Field(2, gt=0, le=20, description="best reranked chunks whose sentences are scored")
+    evidence_sentences: int = Field(4, gt=0, le=20, description="best sentences shown to the LLM as numbered evidence")
+    gate_threshold: float = Field(
+        0.5, ge=0, le=1,
+        description="evidence gate: refuse without calling the LLM when the best evidence scores below this "
+        "(sigmoid of the cross-encoder logit; calibrated on SQuAD 2.0, see docs/benchmarks.md)",
+    )
+    max_question_chars: int = Field(2000, gt=0, le=100_000, description="longer questions are rejected (400)")
+    llm_model: str = Field(
+        "qwen2.5-coder-1.5b",
+        description="local GGUF: 'qwen2.5-coder-1.5b' (packaged, default), 'qwen2.5-coder-0.5b' (packaged, faster) "
+        "or a path to any .gguf file",
+    )
+    llm_n_ctx: int = Field(4096, ge=256, le=131072, description="local LLM context window (tokens)")
+    llm_threads: int | None = Field(None, gt=0, description="local LLM CPU threads (default: all cores)")
+    llm_max_tokens: int = Field(160, gt=0, le=4096, description="longest answer the LLM may write (tokens)")
+    hosted_base_url: str | None = Field(None, description="OpenAI-compatible API base, e.g. http://127.0.0.1:8000/v1")
+    hosted_api_key: SecretStr | None = Field(None, description="API key for the hosted endpoint (sent as Bearer)")
+    hosted_model: str = Field("default", description="model name sent to the hosted endpoint")
+    hosted_timeout_s: float = Field(120.0, gt=0, description="hosted request timeout (seconds)")
+
+    @field_validator("chroma_url", "hosted_base_url")
     @classmethod
     def _url(cls, v: str | None) -> str | None:
         if v in (None, ""):
             return None
         if not v.startswith(("http://", "https://")):
-            raise ValueError(f"chroma_url must start with http:// or https://, got {v!r}")
+            raise ValueError(f"must start with http:// or https://, got {v!r}")
         return v.rstrip("/")
 
     @model_validator(mode="after")

@@ -82,3 +82,56 @@ class IngestReport(BaseModel):
     documents_total: int = 0
     repaired: int = Field(0, description="documents re-indexed because the store was missing their chunks")
     seconds: dict[str, float] = Field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- answers
+
+AnswerMode = Literal["local", "hosted", "extractive"]  # same as rag.settings.AnswerMode
+
+
+class Citation(_Frozen):
+    """A passage an answer rests on: ``quote == document.text[start:end]`` exactly."""
+
+    n: int = Field(description="the number shown in the answer text as [n]")
+    chunk_id: str
+    source: str
+    title: str
+    page: int | None = None
+    quote: str = Field(description="the exact cited text: the evidence sentence(s) in the document")
+    start: int = Field(description="character offset of quote in the document text")
+    end: int
+    score: float = Field(description="support score of the best sentence that cites it (0..1)")
+
+
+class SentenceSupport(_Frozen):
+    """How one sentence of the answer was checked."""
+
+    text: str = Field(description="the sentence as shown (citation markers included)")
+    citations: list[int] = Field(default_factory=list, description="citation numbers it rests on")
+    score: float = Field(description="support score against its best passage (0..1)")
+    supported: bool
+    method: Literal["checker", "verbatim"] = Field(
+        "checker", description="verbatim: the sentence is quoted from the passage; checker: rag.support scored it"
+    )
+
+
+class Answer(BaseModel):
+    """What the pipeline returns for one question."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: str
+    standalone_question: str = Field(description="the question after resolving a follow-up (== question if none)")
+    text: str = Field(description="the answer with [n] citation markers, or the refusal message")
+    citations: list[Citation] = Field(default_factory=list)
+    sentences: list[SentenceSupport] = Field(default_factory=list, description="support per shown sentence")
+    dropped: list[SentenceSupport] = Field(
+        default_factory=list, description="sentences the model wrote that were removed as unsupported"
+    )
+    refused: bool = False
+    refusal_reason: Literal["no_evidence", "not_supported"] | None = None
+    mode: AnswerMode
+    model: str | None = Field(None, description="the LLM that wrote the answer (None in extractive mode)")
+    fallback: bool = Field(False, description="the LLM's answer failed verification; an extractive answer is shown")
+    evidence_score: float | None = Field(None, description="the gate's score of the best evidence (0..1)")
+    seconds: dict[str, float] = Field(default_factory=dict, description="wall time per stage")

@@ -18,6 +18,8 @@ import pytest
 
 from rag.settings import Settings, get_settings
 
+pytest_plugins = ["tests.llama_server"]
+
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parent.parent
 

@@ -77,11 +77,14 @@ def test_invalid_setting_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, capsy
     assert "invalid setting chunk_size (env RAG_CHUNK_SIZE)" in capsys.readouterr().err
 
 
-def test_run_indexes_seeds_and_searches(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+def test_run_indexes_seeds_and_chats(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
     shutil.copytree(REPO / "seeds", Path.cwd() / "seeds")
-    answers = iter(["Who commands the Revolutionary Guard?", ""])
+    answers = iter(["Which country is China's partner in the 25-year cooperation agreement?",
+                    "When was it signed?", ""])
     monkeypatch.setattr("builtins.input", lambda prompt="": next(answers))
-    assert main(["run"]) == 0
+    assert main(["run", "--mode", "extractive"]) == 0
     out = capsys.readouterr().out
     assert "indexed 1 documents" in out
-    assert "[1] seeds/china_iran_ties.txt: " in out and "[3] seeds/china_iran_ties.txt: " in out
+    assert out.count("bot> ") == 2 and "seeds/china_iran_ties.txt" in out
+    assert "2021" in out.split("bot> ")[2]  # the follow-up, answered from the same agreement
+    assert "understood as:" in out

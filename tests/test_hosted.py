@@ -26,7 +26,6 @@ from rag.llm_model import ChatModel
 if TYPE_CHECKING:
     from tests.llama_server import LlamaServer
 
-pytest_plugins = ["tests.llama_server"]  # the llama_server fixture (also fine once conftest registers it)
 
 USER = [{"role": "user", "content": "hi"}]
 
