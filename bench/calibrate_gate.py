@@ -59,7 +59,7 @@ def main() -> None:
     from rag.pipeline import Pipeline
     from rag.settings import get_settings
 
-    settings = get_settings().model_copy(update={"gate_threshold": 0.0})
+    settings = get_settings().model_copy(update={"gate_threshold": 0.0, "extractive_gate_threshold": 0.0})
     passages, questions = SQUAD / "passages.jsonl", SQUAD / "questions.jsonl"
     all_q = load_questions(questions)
     excluded = {q.id for q in sample_questions(all_q, args.exclude_limit, args.exclude_seed)}

@@ -341,6 +341,13 @@ class Pipeline:
         return self._llm
 
     @property
+    def gate_threshold(self) -> float:
+        """The evidence gate of this mode (see ``Settings.gate_threshold`` / ``extractive_gate_threshold``)."""
+        if self.mode == "extractive":
+            return self.settings.extractive_gate_threshold
+        return self.settings.gate_threshold
+
+    @property
     def model_name(self) -> str | None:
         return _model_name(self._llm, self.settings, self.mode) if self.mode != "extractive" else None
 
@@ -396,7 +403,7 @@ class Pipeline:
             question=question, standalone_question=standalone, mode=self.mode,
             evidence_score=round(evidence_score, 4),
         )
-        if not evidence or evidence_score < self.settings.gate_threshold:
+        if not evidence or evidence_score < self.gate_threshold:
             seconds["total"] = round(time.perf_counter() - t_start, 4)
             yield "answer", Answer(**base, text=NO_EVIDENCE_TEXT, refused=True, refusal_reason="no_evidence",
                                    model=None, seconds=seconds)
@@ -493,7 +500,7 @@ class Pipeline:
         """Quote the best evidence sentence (and a second when it scores nearly as well)."""
         ranked = sorted(evidence, key=lambda e: -e.score)
         chosen = [ranked[0]]
-        if len(ranked) > 1 and ranked[1].score >= ranked[0].score - 1.0 and sigmoid(ranked[1].score) >= self.settings.gate_threshold:
+        if len(ranked) > 1 and ranked[1].score >= ranked[0].score - 1.0 and sigmoid(ranked[1].score) >= self.gate_threshold:
             chosen.append(ranked[1])
         chosen.sort(key=lambda e: e.n)
         sentences = [
@@ -542,7 +549,7 @@ class Pipeline:
                 dropped.append(SentenceSupport(text=sent.strip(), citations=claimed, score=round(best.score, 4),
                                                supported=False))
         if not kept:
-            if dropped and base["evidence_score"] >= self.settings.gate_threshold:
+            if dropped and base["evidence_score"] >= self.gate_threshold:
                 fallback = self._extractive(evidence, base, fallback=True)
                 return fallback.model_copy(update={"dropped": dropped, "model": self.model_name})
             return Answer(**base, text=NOT_SUPPORTED_TEXT, refused=True, refusal_reason="not_supported",

@@ -67,9 +67,13 @@ class Settings(BaseSettings):
     evidence_chunks: int = Field(2, gt=0, le=20, description="best reranked chunks whose sentences are scored")
     evidence_sentences: int = Field(4, gt=0, le=20, description="best sentences shown to the LLM as numbered evidence")
     gate_threshold: float = Field(
-        0.5, ge=0, le=1,
-        description="evidence gate: refuse without calling the LLM when the best evidence scores below this "
-        "(sigmoid of the cross-encoder logit; calibrated on SQuAD 2.0, see docs/benchmarks.md)",
+        0.956, ge=0, le=1,
+        description="evidence gate in the LLM modes: refuse without calling the LLM when the best evidence sentence "
+        "scores below this (sigmoid of the cross-encoder logit); calibrated on SQuAD 2.0 (bench/calibrate_gate.py)",
+    )
+    extractive_gate_threshold: float = Field(
+        0.998, ge=0, le=1,
+        description="the same gate in extractive mode, where it is the only refusal signal (calibrated the same way)",
     )
     max_question_chars: int = Field(2000, gt=0, le=100_000, description="longer questions are rejected (400)")
     llm_model: str = Field(

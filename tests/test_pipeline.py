@@ -105,7 +105,7 @@ def test_strip_citations() -> None:
 
 def test_extractive_answer_cites_exact_passage(indexed: Settings, shared_parts) -> None:
     pipe = make_pipe(indexed, shared_parts)
-    answer = pipe.ask("How many panels does the Eastbrook solar array have?")
+    answer = pipe.ask("How many panels does the solar array have?")
     assert not answer.refused
     assert "4,200" in answer.text
     assert answer.citations and any("4,200 panels" in c.quote for c in answer.citations)
@@ -121,7 +121,7 @@ def test_refuses_without_evidence(indexed: Settings, shared_parts) -> None:
     answer = pipe.ask("What is the boiling point of mercury in Kelvin?")
     assert answer.refused and answer.refusal_reason == "no_evidence"
     assert answer.text == NO_EVIDENCE_TEXT and not answer.citations
-    assert answer.evidence_score is not None and answer.evidence_score < indexed.gate_threshold
+    assert answer.evidence_score is not None and answer.evidence_score < indexed.extractive_gate_threshold
 
 
 def test_injection_sentence_is_never_evidence(indexed: Settings, shared_parts) -> None:
@@ -184,7 +184,7 @@ def test_unsupported_draft_is_dropped(indexed: Settings, shared_parts) -> None:
 def test_mixed_draft_keeps_only_supported_sentences(indexed: Settings, shared_parts) -> None:
     llm = ScriptedChatModel(["The array has 4,200 panels [1]. It was designed by Leonardo da Vinci [1]."])
     pipe = make_pipe(indexed, shared_parts, mode="local", llm=llm)
-    answer = pipe.ask("How many panels does the Eastbrook solar array have?")
+    answer = pipe.ask("How many panels does the solar array have?")
     assert "4,200" in answer.text and "Leonardo" not in answer.text
     assert len(answer.sentences) == 1 and len(answer.dropped) == 1
 
@@ -192,14 +192,14 @@ def test_mixed_draft_keeps_only_supported_sentences(indexed: Settings, shared_pa
 def test_model_not_found_reply_is_a_refusal(indexed: Settings, shared_parts) -> None:
     llm = ScriptedChatModel(["NOT FOUND"])
     pipe = make_pipe(indexed, shared_parts, mode="local", llm=llm)
-    answer = pipe.ask("How many panels does the Eastbrook solar array have?")
+    answer = pipe.ask("How many panels does the solar array have?")
     assert answer.refused and answer.refusal_reason == "no_evidence" and not answer.citations
 
 
 def test_stream_yields_tokens_then_answer(indexed: Settings, shared_parts) -> None:
     llm = ScriptedChatModel(["4,200 panels [1]"])
     pipe = make_pipe(indexed, shared_parts, mode="local", llm=llm)
-    events = list(pipe.stream("How many panels does the Eastbrook solar array have?"))
+    events = list(pipe.stream("How many panels does the solar array have?"))
     kinds = [k for k, _ in events]
     assert kinds[-1] == "answer" and kinds.count("answer") == 1 and "token" in kinds
     assert "".join(v for k, v in events if k == "token").strip() == "4,200 panels [1]"
@@ -216,7 +216,7 @@ def test_gate_refuses_before_calling_the_llm(indexed: Settings, shared_parts) ->
 def test_hosted_mode_needs_a_url(indexed: Settings, shared_parts) -> None:
     pipe = make_pipe(indexed, shared_parts, mode="hosted")
     with pytest.raises(ModelUnavailableError, match="hosted"):
-        pipe.ask("How many panels does the Eastbrook solar array have?")
+        pipe.ask("How many panels does the solar array have?")
 
 
 # --------------------------------------------------------------------------- CLI
@@ -226,7 +226,7 @@ def test_cli_ask_json(indexed: Settings, capsys: pytest.CaptureFixture[str], mon
     from rag.cli import main
 
     monkeypatch.setenv("RAG_DATA_DIR", str(indexed.data_dir))
-    assert main(["ask", "How many panels does the Eastbrook solar array have?", "--mode", "extractive", "--json"]) == 0
+    assert main(["ask", "How many panels does the solar array have?", "--mode", "extractive", "--json"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     payload = json.loads(out[-1])
     assert payload["mode"] == "extractive" and not payload["refused"]
@@ -294,7 +294,7 @@ def test_local_llm_rewrites_follow_up(indexed: Settings, shared_parts, local_llm
 def test_hosted_mode_against_real_llama_server(indexed: Settings, shared_parts, llama_server) -> None:
     pipe = make_pipe(indexed, shared_parts, mode="hosted", hosted_base_url=llama_server.base_url,
                      hosted_model=llama_server.model)
-    answer = pipe.ask("How many panels does the Eastbrook solar array have?")
+    answer = pipe.ask("How many panels does the solar array have?")
     assert not answer.refused, answer
     assert "4,200" in answer.text and answer.model == llama_server.model
     assert_citations_exact(answer)
