@@ -24,7 +24,7 @@ $(LLM_STAMP): $(STAMP) requirements/llm.txt
 
 install-llm: $(LLM_STAMP)
 
-run: $(STAMP)            ## index seeds/ and start the product
+run: $(LLM_STAMP)        ## index seeds/ and start the product (the local LLM is the default answer mode)
 	$(BIN)/rag run
 
 test: $(STAMP)           ## the default (fast) test suite
