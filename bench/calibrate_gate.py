@@ -13,6 +13,7 @@ of "refuse iff unanswerable". The questions of the reporting sample (``rag eval 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 
@@ -32,7 +33,7 @@ def auroc(pos: list[float], neg: list[float]) -> float:
 def best_threshold(answerable: list[float], impossible: list[float]) -> tuple[float, float]:
     """The threshold (midpoint between neighbouring scores) with the best balanced accuracy."""
     values = sorted(set(answerable + impossible))
-    cands = [0.0] + [(a + b) / 2 for a, b in zip(values, values[1:], strict=False)] + [1.0]
+    cands = [0.0] + [(a + b) / 2 for a, b in itertools.pairwise(values)] + [1.0]
     best = (0.0, -1.0)
     for t in cands:
         tpr = sum(s < t for s in impossible) / len(impossible)  # unanswerable refused

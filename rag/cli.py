@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from pydantic import ValidationError
@@ -28,7 +28,7 @@ app.add_typer(eval_app, name="eval")
 
 ModeOpt = Annotated[str, typer.Option("--mode", "-m", help="dense | bm25 | hybrid")]
 AnswerModeOpt = Annotated[
-    Optional[str], typer.Option("--mode", "-m", help="local | hosted | extractive (default: RAG_ANSWER_MODE)")
+    str | None, typer.Option("--mode", "-m", help="local | hosted | extractive (default: RAG_ANSWER_MODE)")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object as the last line")]
 
@@ -96,7 +96,7 @@ def _progress(total: int):  # type: ignore[no-untyped-def]
 
 @app.command("index")
 def index_cmd(
-    paths: Annotated[Optional[list[Path]], typer.Argument(help="files or folders (default: the seeds folder)")] = None,
+    paths: Annotated[list[Path] | None, typer.Argument(help="files or folders (default: the seeds folder)")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Index files and folders: new and changed documents are embedded, removed ones dropped."""
@@ -128,7 +128,7 @@ def search_cmd(
     query: Annotated[str, typer.Argument(help="the question or keywords")],
     k: Annotated[int, typer.Option("-k", help="number of passages", min=1, max=1000)] = 5,
     mode: ModeOpt = "hybrid",
-    source: Annotated[Optional[list[str]], typer.Option("--source", help="only passages from this file")] = None,
+    source: Annotated[list[str] | None, typer.Option("--source", help="only passages from this file")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Ranked passages with source, score and text."""
@@ -252,7 +252,7 @@ def eval_qa_cmd(
     passages: Annotated[Path, typer.Option(help="passages.jsonl (_id, title, text)", exists=True, dir_okay=False)],
     questions: Annotated[Path, typer.Option(help="questions.jsonl (id, question, is_impossible, answers)",
                                             exists=True, dir_okay=False)],
-    limit: Annotated[Optional[int], typer.Option(help="seeded sample of this many questions (about half unanswerable)",
+    limit: Annotated[int | None, typer.Option(help="seeded sample of this many questions (about half unanswerable)",
                                                  min=1)] = None,
     seed: Annotated[int, typer.Option(help="sampling seed")] = 0,
     mode: AnswerModeOpt = None,

@@ -399,10 +399,10 @@ class Pipeline:
         t = lap("rerank", t)
         evidence_score = sigmoid(top_logit) if evidence else 0.0
 
-        base = dict(
-            question=question, standalone_question=standalone, mode=self.mode,
-            evidence_score=round(evidence_score, 4),
-        )
+        base = {
+            "question": question, "standalone_question": standalone, "mode": self.mode,
+            "evidence_score": round(evidence_score, 4),
+        }
         if not evidence or evidence_score < self.gate_threshold:
             seconds["total"] = round(time.perf_counter() - t_start, 4)
             yield "answer", Answer(**base, text=NO_EVIDENCE_TEXT, refused=True, refusal_reason="no_evidence",
