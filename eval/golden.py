@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rag.pipeline import strip_citations
 from rag.types import Answer
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
@@ -36,15 +37,9 @@ AskFn = Callable[[str, list[dict[str, str]]], Answer]
 
 # --------------------------------------------------------------------------- normalisation
 
-_MARKER = re.compile(r"\[\s*\d+(?:\s*[,;–-]\s*\d+)*\s*\]")
 _DIGIT_COMMA = re.compile(r"(?<=\d),(?=\d{3}\b)")
 _ARTICLES = re.compile(r"\b(?:a|an|the)\b")
 _APOSTROPHES = "'’‘`´"
-
-
-def strip_citations(text: str) -> str:
-    """``"Natanz [1][2]."`` -> ``"Natanz ."``: citation markers such as [1], [1, 2] or [1-3] removed."""
-    return _MARKER.sub(" ", text)
 
 
 def normalize(text: str) -> str:

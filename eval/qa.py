@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from eval.retrieval import corpus_index_name
 from rag.errors import PathNotFoundError, UnreadableDocumentError
+from rag.pipeline import strip_citations
 from rag.settings import Settings
 from rag.types import Answer, AnswerMode
 
@@ -146,7 +147,6 @@ def sample_questions(questions: Sequence[QaQuestion], limit: int | None, seed: i
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
 _PUNCT = set(string.punctuation)
-_CITATION = re.compile(r"\s*\[\s*\d+(?:\s*[-\u2013,;]\s*\d+)*\s*\]")
 
 
 def normalize_answer(s: str) -> str:
@@ -190,11 +190,6 @@ def exact_match(prediction: str, golds: Iterable[str]) -> float:
 def f1(prediction: str, golds: Iterable[str]) -> float:
     """Best bag-of-tokens F1 of the prediction against any gold answer (official SQuAD v2)."""
     return max(_f1_one(prediction, g) for g in _golds(golds))
-
-
-def strip_citations(text: str) -> str:
-    """The text without citation markers: ``[1]``, ``[1, 2]``, ``[1][2]``, ``[1-3]`` (and the space before them)."""
-    return _CITATION.sub("", text).strip()
 
 
 def quote_contains(quote: str, gold: str) -> bool:

@@ -63,6 +63,7 @@ _INSTRUCTION = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 _CITE = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
+_CITE_MARK = re.compile(r"\s*\[\s*\d+(?:\s*[-\u2013,;]\s*\d+)*\s*\]")  # [1], [1, 2], [1-3], [1][2]
 _FOLLOW_UP = re.compile(
     r"^\s*(and|but|also|so|then|what about|how about|and what|why)\b"
     r"|\b(it|its|it's|they|them|their|theirs|he|him|his|she|her|hers|this|that|these|those|there|then|"
@@ -208,7 +209,8 @@ def _citation(ev: Evidence, score: float) -> Citation:
 
 
 def strip_citations(text: str) -> str:
-    return re.sub(r"\s+([.,;:!?])", r"\1", _CITE.sub("", text)).strip()
+    """The text without citation markers (``[1]``, ``[1, 2]``, ``[1][2]``, ``[1-3]``) and the space before them."""
+    return _CITE_MARK.sub("", text).strip()
 
 
 # --------------------------------------------------------------------------- models (one per process)
