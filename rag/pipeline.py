@@ -50,9 +50,11 @@ SYSTEM_PROMPT = (
 )
 
 CONDENSE_PROMPT = (
-    "Rewrite the last question so that it can be understood without the conversation: replace words "
-    "like it, he, she, they, that, there with what they refer to. Keep it a question and change nothing "
-    "else. Reply with the rewritten question only."
+    "Rewrite the user's last question so that it can be understood on its own. Replace words such as it, its, "
+    "he, she, they, them, that, there with the person, thing or place they refer to in the conversation; this is "
+    "often the assistant's last answer. Keep everything else. Reply with the rewritten question only.\n\n"
+    "Example:\nUser: Which company makes the Model T?\nAssistant: Ford\nLast question: Where is it based?\n"
+    "Rewritten question: Where is Ford based?"
 )
 
 # Sentences that address the assistant rather than state facts: never shown to the LLM as evidence.
