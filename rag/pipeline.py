@@ -23,12 +23,11 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from rag.errors import BadQueryError, GenerationError
+from rag.llm_model import Message
 from rag.settings import AnswerMode, Settings
 from rag.types import Answer, Chunk, Citation, Hit, SentenceSupport
 
 logger = logging.getLogger(__name__)
-
-Message = Mapping[str, str]
 
 NO_EVIDENCE_TEXT = "I could not find the answer to this in the documents."
 NOT_SUPPORTED_TEXT = (
@@ -262,14 +261,6 @@ def make_chat_model(settings: Settings, mode: AnswerMode) -> Any:
     raise ValueError(f"mode must be local, hosted or extractive, got {mode!r}")
 
 
-def _model_name(llm: Any, settings: Settings, mode: AnswerMode) -> str | None:
-    if mode == "extractive":
-        return None
-    if mode == "hosted":
-        return str(getattr(llm, "name", settings.hosted_model))
-    return settings.llm_model
-
-
 # --------------------------------------------------------------------------- the pipeline
 
 Event = tuple[Literal["token", "answer"], Any]
@@ -353,7 +344,12 @@ class Pipeline:
 
     @property
     def model_name(self) -> str | None:
-        return _model_name(self._llm, self.settings, self.mode) if self.mode != "extractive" else None
+        """The LLM that writes answers in this mode (None in extractive mode)."""
+        if self.mode == "extractive":
+            return None
+        if self.mode == "hosted":
+            return str(getattr(self._llm, "name", self.settings.hosted_model))
+        return self.settings.llm_model
 
     def warm_up(self) -> None:
         """Load every part now (retriever, reranker, checker, LLM) instead of on the first question."""
@@ -431,8 +427,6 @@ class Pipeline:
                     first = False
                 draft_parts.append(piece)
                 yield "token", piece
-        except (BadQueryError, GenerationError):
-            raise
         except ValueError as exc:  # prompt longer than the context window
             raise GenerationError(f"the LLM could not take the prompt: {exc}",
                                   hint="lower RAG_EVIDENCE_SENTENCES or raise RAG_LLM_N_CTX") from exc
@@ -522,7 +516,7 @@ class Pipeline:
         from rag.support import split_sentences
 
         by_n = {ev.n: ev for ev in evidence}
-        if not draft or draft.upper().startswith(NOT_FOUND) or NOT_FOUND in draft.upper()[:40]:
+        if not draft or NOT_FOUND in draft.upper()[:40]:
             return Answer(**base, text=NO_EVIDENCE_TEXT, refused=True, refusal_reason="no_evidence",
                           model=self.model_name)
         kept: list[SentenceSupport] = []

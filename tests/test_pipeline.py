@@ -58,6 +58,11 @@ def make_pipe(settings: Settings, shared_parts, mode: str = "extractive", llm=No
     return Pipeline(s, mode=mode, retriever=retriever, reranker=reranker, checker=checker, llm=llm)  # type: ignore[arg-type]
 
 
+def turns(answer: Answer) -> list[dict[str, str]]:
+    """The chat history one answered question leaves behind."""
+    return [{"role": "user", "content": answer.question}, {"role": "assistant", "content": answer.text}]
+
+
 def assert_citations_exact(answer: Answer) -> None:
     """Every citation quote is the document text at [start:end], and every [n] in the text is a citation."""
     from index.load import load_file
@@ -136,8 +141,7 @@ def test_follow_up_is_condensed_without_llm(indexed: Settings, shared_parts) -> 
     pipe = make_pipe(indexed, shared_parts)
     first = pipe.ask("Who is the head librarian of the Eastbrook library?")
     assert "Okafor" in first.text
-    history = [{"role": "user", "content": first.question}, {"role": "assistant", "content": first.text}]
-    follow = pipe.ask("When did it open?", history=history)
+    follow = pipe.ask("When did it open?", history=turns(first))
     assert follow.standalone_question != follow.question
     assert "library" in follow.standalone_question.lower()
     assert "1908" in follow.text
@@ -284,8 +288,7 @@ def test_local_llm_rewrites_follow_up(indexed: Settings, shared_parts, local_llm
     pipe = make_pipe(indexed, shared_parts, mode="local", llm=local_llm)
     first = pipe.ask("Who is the head librarian of the Eastbrook library?")
     assert "Okafor" in first.text
-    history = [{"role": "user", "content": first.question}, {"role": "assistant", "content": first.text}]
-    follow = pipe.ask("What program did she start?", history=history)
+    follow = pipe.ask("What program did she start?", history=turns(first))
     assert follow.standalone_question != follow.question
     assert "seed" in follow.text.lower()
 
