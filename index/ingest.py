@@ -21,7 +21,7 @@ from index.embed import Embedder, make_embedder
 from index.layout import IndexLayout, WriteLock
 from index.lexical import Bm25Index
 from index.load import discover, file_digest, load_file
-from index.manifest import FileState
+from index.manifest import DocRow, DocState, FileState
 from rag.errors import UnreadableDocumentError
 from rag.settings import Settings
 from rag.types import Chunk, Document, FailedDocument, IngestReport
@@ -198,6 +198,42 @@ def ingest(
     report.seconds["total"] = round(sum(clock.seconds.values()), 3)
     layout.close()
     return report
+
+
+def remove_documents(doc_ids: Sequence[str], settings: Settings, *, index_name: str | None = None) -> list[DocState]:
+    """Remove documents (their vectors, chunks and BM25 entries) by id; return the ones that were there.
+
+    A file whose last document is removed is forgotten too, so indexing it again adds it back.
+
+    Raises:
+        IndexLockedError: another process is writing this index.
+    """
+    layout = IndexLayout.open(settings, index_name)
+    try:
+        with WriteLock(layout.dir / "write.lock", layout.name):
+            manifest = layout.manifest
+            known = manifest.documents()
+            found = [known[d] for d in dict.fromkeys(doc_ids) if d in known]
+            if not found:
+                return []
+            ids = [d.doc_id for d in found]
+            layout.store.delete_documents(ids)
+            manifest.remove_documents(ids)
+            remaining = {d.source for d in manifest.documents().values()}
+            manifest.forget_files({d.source for d in found} - remaining)
+            rebuild_bm25(layout)
+            return found
+    finally:
+        layout.close()
+
+
+def list_documents(settings: Settings, *, index_name: str | None = None) -> list[DocRow]:
+    """The documents of an index, newest first (no lock: readers never wait)."""
+    layout = IndexLayout.open(settings, index_name)
+    try:
+        return layout.manifest.document_rows()
+    finally:
+        layout.close()
 
 
 def _groups(chunked: list[tuple[Document, list[Chunk]]], size: int) -> Iterable[list[tuple[Document, list[Chunk]]]]:

@@ -53,6 +53,17 @@ class DocState:
 
 
 @dataclass(frozen=True)
+class DocRow:
+    doc_id: str
+    source: str
+    external_id: str | None
+    title: str
+    n_chunks: int
+    chars: int
+    indexed_at: float
+
+
+@dataclass(frozen=True)
 class FileState:
     source: str
     size: int
@@ -94,6 +105,14 @@ class Manifest:
     def documents(self) -> dict[str, DocState]:
         rows = self._db.execute("SELECT doc_id, source, external_id, content_hash, n_chunks FROM documents")
         return {r[0]: DocState(*r) for r in rows}
+
+    def document_rows(self) -> list[DocRow]:
+        """Every document with its title and size, newest first (for listings)."""
+        rows = self._db.execute(
+            "SELECT doc_id, source, external_id, title, n_chunks, chars, indexed_at FROM documents "
+            "ORDER BY indexed_at DESC, doc_id"
+        )
+        return [DocRow(*r) for r in rows]
 
     def counts(self) -> tuple[int, int]:
         docs = self._db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]

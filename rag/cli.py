@@ -283,6 +283,38 @@ def run_cmd(mode: AnswerModeOpt = None) -> None:
     _chat_loop(pipe)
 
 
+@app.command("serve")
+def serve_cmd(
+    host: Annotated[str | None, typer.Option("--host", help="address to listen on (default RAG_HOST, 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="port (default RAG_PORT, 8000)")] = None,
+    mode: AnswerModeOpt = None,
+) -> None:
+    """Start the server: the chat UI at /chat, the API (/ask, /v1/chat/completions, /documents, ...), docs at /docs.
+
+    An empty index is filled from the seeds folder first; /readyz says when the models are loaded.
+    """
+    import uvicorn
+
+    from ui.api import create_app
+
+    settings = _settings()
+    updates: dict[str, object] = {}
+    if mode is not None:
+        updates["answer_mode"] = _check_answer_mode(mode)
+    if host is not None:
+        updates["host"] = host
+    if port is not None:
+        updates["port"] = port
+    if updates:
+        settings = Settings.model_validate({**settings.model_dump(), **updates})
+    for name in ("rag", "index"):
+        logging.getLogger(name).setLevel(os.environ.get("RAG_LOG_LEVEL", "INFO").upper())
+    typer.echo(f"serving on http://{settings.host}:{settings.port}/  (chat: /chat, API docs: /docs, "
+               f"mode: {settings.answer_mode})", err=True)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, timeout_graceful_shutdown=30,
+                log_level="info", access_log=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; expected failures print ``error:``/``hint:`` on stderr and exit 1."""
     logging.basicConfig(level=os.environ.get("RAG_LOG_LEVEL", "WARNING").upper(),

@@ -18,6 +18,7 @@ import threading
 import time
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
@@ -280,6 +281,8 @@ class Pipeline:
         index_name: the logical index to search (default ``settings.index_name``).
         mode: overrides ``settings.answer_mode``.
         retriever, reranker, checker, llm: injected parts (tests, servers sharing models).
+        cpu_slot: a context manager held around the CPU-heavy stages (retrieval, reranking, verification) but
+            not the LLM; a server passes a semaphore so concurrent questions do not oversubscribe the cores.
     """
 
     def __init__(
@@ -292,6 +295,7 @@ class Pipeline:
         reranker: Any = None,
         checker: Any = None,
         llm: Any = None,
+        cpu_slot: AbstractContextManager[Any] | None = None,
     ) -> None:
         self.settings = settings
         self.mode: AnswerMode = mode or settings.answer_mode
@@ -302,6 +306,7 @@ class Pipeline:
         self._reranker = reranker
         self._checker = checker
         self._llm = llm
+        self.cpu_slot: AbstractContextManager[Any] = cpu_slot if cpu_slot is not None else nullcontext()
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------- parts
@@ -360,21 +365,25 @@ class Pipeline:
             self.llm.warm_up()
 
     # ------------------------------------------------------------- public API
-    def ask(self, question: str, history: Sequence[Message] = ()) -> Answer:
+    def ask(self, question: str, history: Sequence[Message] = (), *, sources: Sequence[str] | None = None,
+            top_k: int | None = None) -> Answer:
         """Answer one question (with optional chat history as role/content messages).
+
+        ``sources`` limits retrieval to these source paths; ``top_k`` overrides ``settings.rerank_candidates``.
 
         Raises:
             BadQueryError: empty, too long or binary question; malformed history.
             IndexNotReadyError, StoreError, ModelUnavailableError, GenerationError: see their docs.
         """
         answer = None
-        for kind, value in self.stream(question, history):
+        for kind, value in self.stream(question, history, sources=sources, top_k=top_k):
             if kind == "answer":
                 answer = value
         assert answer is not None
         return answer
 
-    def stream(self, question: str, history: Sequence[Message] = ()) -> Iterator[Event]:
+    def stream(self, question: str, history: Sequence[Message] = (), *, sources: Sequence[str] | None = None,
+               top_k: int | None = None) -> Iterator[Event]:
         """Like :meth:`ask`, yielding ``("token", text)`` while the LLM writes and ``("answer", Answer)`` last.
 
         Streamed tokens are the raw draft; the final :class:`Answer` holds only verified sentences.
@@ -393,10 +402,12 @@ class Pipeline:
         standalone = self.condense(question, messages)
         t = lap("condense", t)
 
-        hits = self.retriever.search(standalone, k=self.settings.rerank_candidates)
-        t = lap("retrieve", t)
-        evidence, top_logit = self._evidence(standalone, hits)
-        t = lap("rerank", t)
+        with self.cpu_slot:
+            t = lap("queue", t)
+            hits = self.retriever.search(standalone, k=top_k or self.settings.rerank_candidates, sources=sources)
+            t = lap("retrieve", t)
+            evidence, top_logit = self._evidence(standalone, hits)
+            t = lap("rerank", t)
         evidence_score = sigmoid(top_logit) if evidence else 0.0
 
         base = {
@@ -410,7 +421,8 @@ class Pipeline:
             return
 
         if self.mode == "extractive":
-            answer = self._extractive(evidence, base, fallback=False)
+            with self.cpu_slot:
+                answer = self._extractive(evidence, base, fallback=False)
             seconds["total"] = round(time.perf_counter() - t_start, 4)
             yield "answer", answer.model_copy(update={"seconds": seconds})
             return
@@ -432,7 +444,9 @@ class Pipeline:
                                   hint="lower RAG_EVIDENCE_SENTENCES or raise RAG_LLM_N_CTX") from exc
         t = lap("generate", t_gen)
         draft = "".join(draft_parts).strip()
-        answer = self._verify(draft, standalone, evidence, base)
+        with self.cpu_slot:
+            t = lap("queue", t)
+            answer = self._verify(draft, standalone, evidence, base)
         lap("verify", t)
         seconds["total"] = round(time.perf_counter() - t_start, 4)
         yield "answer", answer.model_copy(update={"seconds": seconds, "model": self.model_name})

@@ -89,6 +89,30 @@ class Settings(BaseSettings):
     hosted_model: str = Field("default", description="model name sent to the hosted endpoint")
     hosted_timeout_s: float = Field(120.0, gt=0, description="hosted request timeout (seconds)")
 
+
+    # --- the server (ui/api.py: `rag serve`)
+    host: str = Field("127.0.0.1", description="address `rag serve` listens on")
+    port: int = Field(8000, ge=0, le=65535, description="port `rag serve` listens on")
+    api_key: SecretStr | None = Field(
+        None, description="when set, every API route needs `Authorization: Bearer <key>` (the UI asks for it too)"
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="origins allowed by CORS, as a JSON list; empty: CORS off"
+    )
+    max_body_kb: int = Field(256, gt=0, description="largest JSON request body (413 beyond)")
+    max_upload_mb: float = Field(20.0, gt=0, description="largest uploaded document (413 beyond)")
+    llm_queue_size: int = Field(
+        4, ge=0, le=1000,
+        description="local-LLM requests that may wait while one runs; beyond that the API answers 503 + Retry-After",
+    )
+    answer_workers: int = Field(
+        2, gt=0, le=64, description="questions prepared (retrieval, reranking) at the same time; others wait"
+    )
+    request_timeout_s: float = Field(120.0, gt=0, description="a request running longer is stopped (504)")
+    rate_limit_per_minute: int = Field(
+        0, ge=0, description="requests per minute per client (API key or address) on the question routes; 0: off"
+    )
+
     @field_validator("chroma_url", "hosted_base_url")
     @classmethod
     def _url(cls, v: str | None) -> str | None:

@@ -18,7 +18,7 @@ import pytest
 
 from rag.settings import Settings, get_settings
 
-pytest_plugins = ["tests.llama_server"]
+pytest_plugins = ["tests.llama_server", "tests.rag_server"]
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parent.parent
