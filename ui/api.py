@@ -322,6 +322,7 @@ def create_app(settings: Settings, *, service: Service | None = None, with_ui: b
                start: bool = True) -> FastAPI:
     """The server app. ``service`` may be injected (tests); ``start=False`` skips start-up (the caller runs
     ``service.start()``); ``with_ui=False`` leaves out the Gradio chat."""
+    owned = service is None  # an injected service is started and closed by its owner
     svc = service or Service(settings)
     api_key = settings.api_key.get_secret_value() if settings.api_key else None
 
@@ -334,7 +335,8 @@ def create_app(settings: Settings, *, service: Service | None = None, with_ui: b
             logger.info("shutting down: finishing requests in flight")
             if task is not None and not task.done():
                 await asyncio.wait([task], timeout=5)
-            await asyncio.to_thread(svc.close)
+            if owned:
+                await asyncio.to_thread(svc.close)
 
     app = FastAPI(
         title="rag-cite", version="0.1.0", lifespan=lifespan,

@@ -315,9 +315,8 @@ class Service:
         mode = mode or self.settings.answer_mode
         clean_question(question, self.settings.max_question_chars)
         if mode == "hosted" and not self.settings.hosted_base_url and self._injected_llm is None:
-            from rag.errors import ModelUnavailableError
-
-            raise ModelUnavailableError("hosted mode needs an endpoint", hint="set RAG_HOSTED_BASE_URL")
+            raise BadQueryError("hosted mode is not configured on this server",
+                                hint="ask in local or extractive mode, or set RAG_HOSTED_BASE_URL on the server")
         pipe = await asyncio.to_thread(self.pipeline, mode)
         wanted = await asyncio.to_thread(self.resolve_sources, sources) if sources else None
         queued = mode == "local"
