@@ -24,8 +24,8 @@ $(LLM_STAMP): $(STAMP) requirements/llm.txt
 
 install-llm: $(LLM_STAMP)
 
-run: $(LLM_STAMP)        ## index seeds/ and start the product (the local LLM is the default answer mode)
-	$(BIN)/rag run
+run: $(LLM_STAMP)        ## start the server on http://127.0.0.1:8000 (chat UI at /chat, API docs at /docs); seeds/ is indexed at first start
+	$(BIN)/rag serve
 
 test: $(STAMP)           ## the default (fast) test suite
 	$(BIN)/python -m pytest -q

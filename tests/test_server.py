@@ -139,3 +139,49 @@ def test_graceful_shutdown_finishes_the_request_in_flight(tmp_path: Path) -> Non
         assert "Application shutdown complete" in server.log_text()
     finally:
         stop_server(server)
+
+
+@pytest.mark.slow
+def test_local_llm_server_streams_and_queues(tmp_path: Path) -> None:
+    """The real 1.5B behind the server: streamed tokens then a verified answer; with a queue of 1 waiting,
+    a third concurrent question gets 503 + Retry-After instead of piling up."""
+    from rag.errors import ModelUnavailableError
+    from rag.llm_model import resolve_model_path
+    from tests.llama_server import model_cache_dir
+
+    try:
+        gguf = resolve_model_path("qwen2.5-coder-1.5b", model_cache_dir())
+    except ModelUnavailableError as exc:
+        pytest.fail(f"{exc.message} ({exc.hint})")
+    server = start_server(tmp_path / "srv", mode="local",
+                          env={"RAG_LLM_MODEL": str(gguf), "RAG_LLM_QUEUE_SIZE": "1"})
+    try:
+        kinds, done = [], None
+        with httpx.stream("POST", server.url + "/ask/stream", json={"question": QUESTION}, timeout=180) as r:
+            assert r.status_code == 200
+            event = None
+            for line in r.iter_lines():
+                if line.startswith("event: "):
+                    event = line[7:]
+                    kinds.append(event)
+                elif line.startswith("data: ") and event == "done":
+                    done = json.loads(line[6:])
+        assert kinds[0] == "token" and kinds[-2:] == ["citations", "done"]
+        assert done and done["mode"] == "local" and "Rising Lion" in done["text"] and done["citations"]
+
+        def ask(i: int) -> httpx.Response:
+            return httpx.post(server.url + "/ask", json={"question": f"{QUESTION} #{i}"}, timeout=300)
+
+        with ThreadPoolExecutor(3) as pool:
+            futures = []
+            for i in range(3):
+                futures.append(pool.submit(ask, i))
+                time.sleep(0.5)
+            statuses = sorted(f.result().status_code for f in futures)
+            busy = [f.result() for f in futures if f.result().status_code == 503]
+        assert statuses == [200, 200, 503], statuses
+        assert int(busy[0].headers["retry-after"]) >= 1 and busy[0].json()["error"] == "server_busy"
+        metrics = httpx.get(server.url + "/metrics").text
+        assert 'rag_errors_total{error="ServerBusyError"} 1.0' in metrics
+    finally:
+        stop_server(server)
