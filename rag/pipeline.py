@@ -383,10 +383,12 @@ class Pipeline:
         return answer
 
     def stream(self, question: str, history: Sequence[Message] = (), *, sources: Sequence[str] | None = None,
-               top_k: int | None = None) -> Iterator[Event]:
+               top_k: int | None = None, cancel: threading.Event | None = None) -> Iterator[Event]:
         """Like :meth:`ask`, yielding ``("token", text)`` while the LLM writes and ``("answer", Answer)`` last.
 
-        Streamed tokens are the raw draft; the final :class:`Answer` holds only verified sentences.
+        Streamed tokens are the raw draft; the final :class:`Answer` holds only verified sentences. When ``cancel``
+        is set (a server gave up on the request), the stream ends without an answer at the next stage boundary,
+        so a question that timed out while waiting for a CPU slot costs nothing more.
         """
         t_start = time.perf_counter()
         seconds: dict[str, float] = {}
@@ -404,6 +406,8 @@ class Pipeline:
 
         with self.cpu_slot:
             t = lap("queue", t)
+            if cancel is not None and cancel.is_set():
+                return
             hits = self.retriever.search(standalone, k=top_k or self.settings.rerank_candidates, sources=sources)
             t = lap("retrieve", t)
             evidence, top_logit = self._evidence(standalone, hits)
@@ -427,6 +431,8 @@ class Pipeline:
             yield "answer", answer.model_copy(update={"seconds": seconds})
             return
 
+        if cancel is not None and cancel.is_set():
+            return
         llm = self.llm
         prompt = self.answer_messages(standalone, evidence)
         draft_parts: list[str] = []

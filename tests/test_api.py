@@ -445,3 +445,38 @@ def test_metrics_count_requests_answers_and_refusals(client: TestClient) -> None
         assert name in text, name
     assert 'rag_refusals_total{mode="extractive",reason="no_evidence"}' in text
     assert 'route="/ask",status="200"' in text
+
+
+def test_a_cancelled_question_does_no_work(served) -> None:
+    """A question the server gave up on (timeout, client gone) stops at the next stage: no retrieval, no LLM."""
+    _, service, llm = served
+    cancel = threading.Event()
+    cancel.set()
+    calls = len(llm.calls)
+    for mode in ("extractive", "local"):
+        assert list(service.pipeline(mode).stream(ANSWERABLE, cancel=cancel)) == []
+    assert len(llm.calls) == calls
+
+
+def test_llm_wait_is_reported_as_its_own_stage(served) -> None:
+    client, service, llm = served
+    llm.gate.clear()
+    llm.started.clear()
+    out: dict = {}
+    t = threading.Thread(target=lambda: out.setdefault("a", client.post("/ask", json={
+        "question": ANSWERABLE, "mode": "local"}).json()))
+    t.start()
+    try:
+        assert llm.started.wait(20)
+        service.llm_queue.capacity = 2  # let one more in: it waits for the model
+        t2 = threading.Thread(target=lambda: out.setdefault("b", client.post("/ask", json={
+            "question": ANSWERABLE, "mode": "local"}).json()))
+        t2.start()
+        time.sleep(1.0)
+    finally:
+        llm.gate.set()
+    t.join(30)
+    t2.join(30)
+    service.llm_queue.capacity = 1
+    waits = sorted(a["seconds"].get("llm_queue", 0.0) for a in (out["a"], out["b"]))
+    assert waits[1] >= 0.5 and waits[0] < waits[1]

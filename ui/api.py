@@ -418,6 +418,8 @@ def create_app(settings: Settings, *, service: Service | None = None, with_ui: b
             except Exception as exc:  # noqa: BLE001 - the status line is sent: report in the stream
                 _log_stream_error(svc, exc)
                 yield format_sse_event(data_str=json.dumps(_error_payload(exc)), event="error")
+            finally:  # a client that went away stops the work (and frees its LLM queue place) now, not at GC
+                await events.aclose()
 
         return StreamingResponse(sse(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
@@ -475,6 +477,8 @@ def create_app(settings: Settings, *, service: Service | None = None, with_ui: b
             except Exception as exc:  # noqa: BLE001
                 _log_stream_error(svc, exc)
                 yield "data: " + json.dumps(_error_payload(exc)) + "\n\n"
+            finally:
+                await events.aclose()
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(chunks(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

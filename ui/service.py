@@ -17,7 +17,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,11 +51,28 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class SerialChatModel:
-    """Wraps a chat model that must not run two generations at once (a llama.cpp context)."""
+    """Wraps a chat model that must not run two generations at once (a llama.cpp context).
+
+    The time each thread last waited for the model is kept in ``waited()``, so the wait can be reported as its
+    own stage instead of inflating the generation time.
+    """
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.lock = threading.Lock()
+        self._local = threading.local()
+
+    def waited(self) -> float:
+        """Seconds the calling thread waited for the model in its calls since the last ``reset_wait()``."""
+        return float(getattr(self._local, "waited", 0.0))
+
+    def reset_wait(self) -> None:
+        self._local.waited = 0.0
+
+    def _acquire(self) -> None:
+        t = time.perf_counter()
+        self.lock.acquire()
+        self._local.waited = self.waited() + time.perf_counter() - t
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -65,12 +82,18 @@ class SerialChatModel:
             self.inner.warm_up()
 
     def chat(self, messages: Any, **kw: Any) -> str:
-        with self.lock:
+        self._acquire()
+        try:
             return self.inner.chat(messages, **kw)
+        finally:
+            self.lock.release()
 
     def stream(self, messages: Any, **kw: Any) -> Iterator[str]:
-        with self.lock:
+        self._acquire()
+        try:
             yield from self.inner.stream(messages, **kw)
+        finally:
+            self.lock.release()
 
 
 class LlmQueue:
@@ -301,7 +324,7 @@ class Service:
     async def open_answer(
         self, question: str, *, history: Sequence[Any] = (), mode: AnswerMode | None = None,
         sources: Sequence[str] | None = None, top_k: int | None = None, route: str = "ask",
-    ) -> AsyncIterator[tuple[str, Any]]:
+    ) -> AsyncGenerator[tuple[str, Any], None]:
         """Check the request, admit it, start the pipeline in a worker thread; return its events.
 
         Everything that can refuse the request (bad question, unknown source, not ready, LLM queue full,
@@ -334,12 +357,18 @@ class Service:
             except RuntimeError:  # the loop is gone (shutdown)
                 pass
 
+        serial = pipe.llm if isinstance(pipe._llm, SerialChatModel) else None
+
         def produce() -> None:
-            gen = pipe.stream(question, history, sources=wanted, top_k=top_k)
+            if serial is not None:
+                serial.reset_wait()
+            gen = pipe.stream(question, history, sources=wanted, top_k=top_k, cancel=cancel)
             try:
                 for item in gen:
                     if cancel.is_set():
                         break
+                    if item[0] == "answer" and serial is not None and serial.waited() > 0:
+                        item = ("answer", _with_llm_wait(item[1], serial.waited()))
                     put(item)
             except BaseException as exc:  # noqa: BLE001 - handed to the request's task
                 put(("error", exc))
@@ -359,7 +388,7 @@ class Service:
         return self._consume(events, cancel, loop.time() + self.settings.request_timeout_s, route)
 
     async def _consume(self, events: asyncio.Queue[tuple[str, Any]], cancel: threading.Event, deadline: float,
-                       route: str) -> AsyncIterator[tuple[str, Any]]:
+                       route: str) -> AsyncGenerator[tuple[str, Any], None]:
         loop = asyncio.get_running_loop()
         try:
             while True:
@@ -476,6 +505,18 @@ class Service:
             f.write(line + "\n")
         self.metrics.feedback.labels(rating=str(entry.get("rating"))).inc()
         return str(entry["id"])
+
+
+def _with_llm_wait(answer: Answer, waited: float) -> Answer:
+    """Report the wait for the local LLM as the stage ``llm_queue`` (it was counted in condense/generate)."""
+    seconds = dict(answer.seconds)
+    seconds["llm_queue"] = round(waited, 4)
+    for stage in ("generate", "condense"):
+        if stage in seconds and waited > 0:
+            take = min(seconds[stage], waited)
+            seconds[stage] = round(seconds[stage] - take, 4)
+            waited -= take
+    return answer.model_copy(update={"seconds": seconds})
 
 
 def safe_filename(filename: str | None) -> str:
