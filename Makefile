@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install install-llm run index serve test test-slow test-all bench clean
+.PHONY: install install-llm run index serve test test-slow test-all bench clean chromium
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,10 +27,13 @@ install-llm: $(LLM_STAMP)
 run: $(LLM_STAMP)        ## start the server on http://127.0.0.1:8000 (chat UI at /chat, API docs at /docs); seeds/ is indexed at first start
 	$(BIN)/rag serve
 
-test: $(STAMP)           ## the default (fast) test suite
+chromium:                ## Debian's chromium, for the browser test (tests/test_browser.py)
+	test -x /usr/bin/chromium || (apt-get install -y chromium || (apt-get update && apt-get install -y chromium))
+
+test: $(STAMP) chromium  ## the default (fast) test suite
 	$(BIN)/python -m pytest -q
 
-test-slow: $(LLM_STAMP)  ## the long tests: crash recovery, servers, local LLM
+test-slow: $(LLM_STAMP) chromium  ## the long tests: crash recovery, servers, local LLM
 	$(BIN)/python -m pytest -q -m slow
 
 test-all: test test-slow

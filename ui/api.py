@@ -535,6 +535,10 @@ def create_app(settings: Settings, *, service: Service | None = None, with_ui: b
         async def root() -> RedirectResponse:
             return RedirectResponse(UI_PATH + "/")
 
+        @app.get("/manifest.json", include_in_schema=False)
+        async def web_manifest() -> RedirectResponse:  # the Gradio page links it at the site root
+            return RedirectResponse(UI_PATH + "/manifest.json")
+
     return app
 
 

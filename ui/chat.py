@@ -17,7 +17,6 @@ import hmac
 import html
 import importlib.util
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +79,8 @@ CSS = """
       vertical-align: 2px; }
 #chat .refusal { background: #d97706; }
 #chat .error-msg { background: #b91c1c; }
-#chat .message:has(.refusal) { background: rgba(245, 158, 11, 0.14) !important; border-color: #f59e0b !important; }
-#chat .message:has(.error-msg) { background: rgba(239, 68, 68, 0.12) !important; border-color: #ef4444 !important; }
+#chat .bot:has(.refusal) { background: rgba(245, 158, 11, 0.14) !important; border-color: #f59e0b !important; }
+#chat .bot:has(.error-msg) { background: rgba(239, 68, 68, 0.12) !important; border-color: #ef4444 !important; }
 #chat .draft-note, #chat .searching { font-size: 0.85em; color: var(--body-text-color-subdued); font-style: italic; }
 #chat .draft { opacity: 0.8; }
 #chat .thought blockquote { background: rgba(234, 179, 8, 0.16); border-left: 3px solid #eab308; margin: 4px 0 2px;
@@ -91,7 +90,6 @@ CSS = """
 #feedback-status p, #upload-status p { font-size: 0.9em; margin: 0; }
 """
 
-_MARKER = re.compile(r"\[(\d{1,3})\]")
 
 
 def mount_chat(app: Any, service: Service, *, path: str = "/chat") -> None:
@@ -148,7 +146,8 @@ def build_chat(service: Service) -> gr.Blocks:
                     upload_status = gr.Markdown(elem_id="upload-status")
                     docs = gr.Markdown(elem_id="documents")
 
-        async def respond(question: str, chat: list[dict[str, Any]], mode_: str, known: dict[str, Any]):  # type: ignore[no-untyped-def]
+        async def respond(question: str, chat: list[dict[str, Any]], mode_: str, known: dict[str, Any],  # type: ignore[no-untyped-def]
+                          request: gr.Request):
             question = (question or "").strip()
             if not question:
                 yield chat, gr.update(), known, gr.update(), ""
@@ -160,7 +159,10 @@ def build_chat(service: Service) -> gr.Blocks:
             known = {**known, str(index - 1): {"question": question}}
             yield chat, _panel_message("Searching the documents\u2026", "pending"), known, "", ""
             draft = ""
+            events = None
             try:
+                client = request.client.host if request is not None and request.client else "?"
+                service.rate_limiter.check("ip:" + client)  # the same limit as the API's question routes
                 events = await service.open_answer(question, history=history, mode=mode_, route="ui")  # type: ignore[arg-type]
                 async for kind, value in events:
                     if kind == "token":
@@ -185,21 +187,20 @@ def build_chat(service: Service) -> gr.Blocks:
                 why = "Something went wrong while answering; the server log has the details."
                 chat[index] = {"role": "assistant", "content": _error_html(why)}
                 yield chat, _panel_message(why, "error"), known, gr.update(), gr.update()
+            finally:  # the page went away mid-answer: stop the worker now, not when the generator is collected
+                if events is not None:
+                    await events.aclose()
 
         def on_like(data: gr.LikeData, known: dict[str, Any]) -> str:
             index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
             answer = _answer_at(known, index)
             if answer is None:
                 return "Feedback is for answers only."
-            if data.liked not in (True, False):  # the same thumb clicked again: the rating was withdrawn
+            entry = feedback_entry(answer, data.liked)
+            if entry is None:  # the same thumb clicked again: the rating was withdrawn
                 return "Rating withdrawn (the earlier rating stays on record)."
-            rating = "up" if data.liked else "down"
-            service.record_feedback({
-                "source": "ui", "rating": rating, "question": answer["question"],
-                "answer": answer["text"], "citations": answer["citations"], "mode": answer["mode"],
-                "refused": answer["refused"],
-            })
-            return ("Thanks: saved as a good answer." if rating == "up"
+            service.record_feedback(entry)
+            return ("Thanks: saved as a good answer." if entry["rating"] == "up"
                     else "Thanks: saved as a bad answer; it helps us find what to fix.")
 
         async def on_select(data: gr.SelectData, known: dict[str, Any]) -> Any:
@@ -243,6 +244,23 @@ def build_chat(service: Service) -> gr.Blocks:
         demo.load(lambda: documents_md(service), None, docs)
     demo.queue(default_concurrency_limit=16)
     return demo
+
+
+# --------------------------------------------------------------------------- feedback
+
+
+def feedback_entry(answer: dict[str, Any], liked: Any) -> dict[str, Any] | None:
+    """The feedback.jsonl entry for a thumb on ``answer`` (an Answer as a dict); None when the thumb was withdrawn.
+
+    Gradio sends ``liked`` True (Like), False (Dislike) or "" (the selected thumb clicked again).
+    """
+    if liked is not True and liked is not False:
+        return None
+    return {
+        "source": "ui", "rating": "up" if liked else "down", "question": answer["question"],
+        "answer": answer["text"], "citations": answer["citations"], "mode": answer["mode"],
+        "refused": answer["refused"], "model": answer.get("model"),
+    }
 
 
 # --------------------------------------------------------------------------- rendering
@@ -320,7 +338,8 @@ def _where(c: Citation) -> str:
 
 
 def _answer_meta(answer: Answer) -> str:
-    bits = [answer.mode + (f" ({answer.model})" if answer.model else "")]
+    model = Path(answer.model).name if answer.model else None  # a .gguf path: its file name is enough
+    bits = [answer.mode + (f" ({model})" if model else "")]
     total = answer.seconds.get("total")
     if total is not None:
         bits.append(f"{total:.1f} s")
