@@ -94,7 +94,11 @@ def test_health_ready_docs(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz").json()
     assert ready["ready"] and ready["documents"] >= 3 and ready["default_mode"] == "extractive"
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "/static/docs/swagger-ui-bundle.js" in docs.text
+    assert "cdn" not in docs.text.lower() and "fonts.googleapis" not in client.get("/redoc").text
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js"):
+        assert client.get(f"/static/docs/{asset}").status_code == 200
     spec = client.get("/openapi.json").json()
     assert {"/ask", "/ask/stream", "/v1/chat/completions", "/documents", "/documents/{doc_id}", "/feedback",
             "/healthz", "/readyz", "/metrics"} <= set(spec["paths"])

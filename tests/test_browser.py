@@ -193,3 +193,21 @@ def test_upload_then_ask_about_it(page: Any, rag_server: RagServer, tmp_path: Pa
         for row in rows:
             if row["filename"] == "zorblat_festival.txt":
                 httpx.delete(f"{rag_server.url}/documents/{row['id']}", headers=rag_server.headers, timeout=60)
+
+
+def test_api_docs_render_offline(page: Any, rag_server: RagServer) -> None:
+    """/docs (Swagger UI) renders every route from assets the server ships: no CDN."""
+    host = urlparse(rag_server.url).hostname
+    docs = page.context.new_page()
+    foreign: list[str] = []
+    docs.on("request", lambda r: foreign.append(r.url) if urlparse(r.url).hostname not in (host, None) else None)
+    try:
+        docs.goto(rag_server.url + "/docs")
+        docs.locator(".opblock-summary-path", has_text="/ask/stream").first.wait_for(timeout=TIMEOUT_MS)
+        paths = set(docs.locator(".opblock-summary-path").all_inner_texts())
+        assert {"/ask", "/v1/chat/completions", "/documents", "/documents/{doc_id}", "/readyz"} <= {
+            p.strip().replace("\u200b", "") for p in paths}
+        _screenshot(docs, "api-docs.png")
+    finally:
+        docs.close()
+    assert not foreign, foreign

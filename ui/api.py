@@ -8,6 +8,12 @@ Start-up (lifespan) runs :meth:`ui.service.Service.start` in a thread: the serve
 
 from __future__ import annotations
 
+import os
+
+for _var, _value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("GRADIO_ANALYTICS_ENABLED", "False"),
+                     ("ANONYMIZED_TELEMETRY", "False"), ("TOKENIZERS_PARALLELISM", "false")):
+    os.environ.setdefault(_var, _value)  # before any model or UI library is imported
+
 import asyncio
 import hmac
 import json
@@ -17,11 +23,13 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, StreamingResponse
+from fastapi.security import HTTPBearer
 from fastapi.sse import format_sse_event
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -339,7 +347,7 @@ def create_app(settings: Settings, *, service: Service | None = None, with_ui: b
                 await asyncio.to_thread(svc.close)
 
     app = FastAPI(
-        title="rag-cite", version="0.1.0", lifespan=lifespan,
+        title="rag-cite", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
         description="Answers from your documents with verified citations, or an honest refusal. "
         "Errors are JSON `{error, message, hint}`. When RAG_API_KEY is set, send `Authorization: Bearer <key>`.",
     )
@@ -352,7 +360,10 @@ def create_app(settings: Settings, *, service: Service | None = None, with_ui: b
             return "key:" + str(hash(auth))
         return "ip:" + (request.client.host if request.client else "?")
 
-    async def authorized(request: Request) -> None:
+    bearer = HTTPBearer(auto_error=False, scheme_name="RAG_API_KEY",
+                        description="needed only when the server sets RAG_API_KEY")
+
+    async def authorized(request: Request, _documented: Any = Depends(bearer)) -> None:  # noqa: B008
         if api_key is None:
             return
         auth = request.headers.get("authorization", "")
@@ -368,6 +379,27 @@ def create_app(settings: Settings, *, service: Service | None = None, with_ui: b
     errors: dict[int | str, dict[str, Any]] = {
         s: {"model": ErrorBody} for s in (400, 401, 413, 415, 422, 429, 503, 504)
     }
+
+    # ------------------------------------------------------------- API docs, served from a package (no CDN)
+    import fastapi_offline
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+
+    assets = Path(fastapi_offline.__file__).parent / "static"
+    app.mount("/static/docs", StaticFiles(directory=assets), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="rag-cite API",
+                                   swagger_js_url="/static/docs/swagger-ui-bundle.js",
+                                   swagger_css_url="/static/docs/swagger-ui.css",
+                                   swagger_favicon_url="/static/docs/favicon.png")
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url="/openapi.json", title="rag-cite API",
+                              redoc_js_url="/static/docs/redoc.standalone.js",
+                              redoc_favicon_url="/static/docs/favicon.png", with_google_fonts=False)
 
     # ------------------------------------------------------------- health
     @app.get("/healthz", response_model=Health, tags=["health"])
@@ -598,8 +630,6 @@ def _completion(answer: Answer, completion_id: str, created: int, model: str) ->
 
 
 def _doc_info(row: Any, svc: Service) -> DocumentInfo:
-    from pathlib import Path
-
     source = Path(row.source)
     return DocumentInfo(id=row.doc_id, source=row.source, filename=source.name, title=row.title,
                         chunks=row.n_chunks, chars=row.chars, indexed_at=row.indexed_at,
