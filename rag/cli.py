@@ -268,6 +268,45 @@ def eval_qa_cmd(
         typer.echo(report.to_json())
 
 
+RunsDirOpt = Annotated[Path | None, typer.Option("--runs-dir", help="where run folders go (default eval/runs, "
+                                                  "or RAG_EVAL_RUNS_DIR)")]
+
+
+@eval_app.command("groundedness")
+def eval_groundedness_cmd(
+    pairs: Annotated[Path, typer.Option(help="JSONL rows {context, question, response, label[, length_matched]}",
+                                        exists=True, dir_okay=False)],
+    limit: Annotated[int | None, typer.Option(help="only the first N rows", min=1)] = None,
+    runs_dir: RunsDirOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """The support checker on labelled pairs: balanced accuracy, AUROC, precision/recall/F1 for "unsupported",
+    on all rows and on the length-matched ones. Writes a run folder (results.jsonl, summary.json, report.md)."""
+    from eval.groundedness import evaluate_groundedness, format_summary, load_pairs, report_markdown
+    from eval.runs import RunFolder
+    from rag.pipeline import _shared_checker
+
+    try:
+        rows = load_pairs(pairs)
+    except ValueError as exc:
+        raise RagError(str(exc), hint="see ../shared/data/halueval_qa/pairs.jsonl for the format") from None
+    rows = rows[:limit] if limit else rows
+    bar = _progress(len(rows))
+    try:
+        report = evaluate_groundedness(rows, _shared_checker(), progress=bar.update)
+    finally:
+        bar.close()
+    summary = {**report.summary(), "pairs": str(pairs)}
+    run = RunFolder("groundedness", runs_dir)
+    run.write_results(report.records)
+    run.write_summary(summary)
+    run.write_report(report_markdown(summary, report.records, str(pairs)))
+    typer.echo(format_summary(summary))
+    typer.echo(f"run folder: {run.path}")
+    if json_out:
+        typer.echo(json.dumps({**summary, "run": str(run.path)}))
+
+
 @app.command("run")
 def run_cmd(mode: AnswerModeOpt = None) -> None:
     """Index the seeds folder, then chat with it (an empty line quits)."""

@@ -1,0 +1,88 @@
+"""`rag eval groundedness`: the metrics by hand, loading, and the real support checker on real HaluEval rows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from eval.groundedness import (
+    auroc,
+    balanced_accuracy,
+    evaluate_groundedness,
+    load_pairs,
+    precision_recall_f1,
+)
+from rag.cli import main
+from tests.conftest import FIXTURES
+
+HALUEVAL = FIXTURES / "halueval_sample.jsonl"  # 8 supported + 8 unsupported real HaluEval QA rows
+
+
+def test_metrics_by_hand() -> None:
+    y = np.array([1, 1, 0, 0, 0])
+    pred = np.array([1, 0, 0, 0, 1])
+    assert balanced_accuracy(y, pred) == pytest.approx((0.5 + 2 / 3) / 2)
+    assert precision_recall_f1(y, pred) == pytest.approx((0.5, 0.5, 0.5))
+    assert auroc(y, np.array([0.9, 0.4, 0.4, 0.1, 0.2])) == pytest.approx((3 + 2.5) / 6)
+    assert balanced_accuracy(np.array([1, 1]), np.array([1, 0])) is None  # one class only
+    assert auroc(np.array([0, 0]), np.array([0.1, 0.2])) is None
+
+
+def test_load_pairs_validates(tmp_path: Path) -> None:
+    good = {"context": "c", "question": "q", "response": "r", "label": "supported"}
+    p = tmp_path / "p.jsonl"
+    p.write_text(json.dumps(good) + "\n\n" + json.dumps({**good, "label": "unsupported", "length_matched": True}))
+    rows = load_pairs(p)
+    assert [r.label for r in rows] == ["supported", "unsupported"] and rows[1].length_matched
+    for bad, msg in ((dict(good, label="maybe"), "label"), ({"context": "c"}, "missing"), ("[1]", "object")):
+        p.write_text(json.dumps(good) + "\n" + (bad if isinstance(bad, str) else json.dumps(bad)) + "\n")
+        with pytest.raises(ValueError, match=msg) as err:
+            load_pairs(p)
+        assert ":2:" in str(err.value)
+
+
+@pytest.fixture(scope="module")
+def checker():
+    from rag.pipeline import _shared_checker
+
+    c = _shared_checker()
+    c.warm_up()
+    return c
+
+
+def sample_rows(n: int = 16):
+    rows = load_pairs(HALUEVAL)
+    half = n // 2
+    return ([r for r in rows if r.label == "supported"][:half] + [r for r in rows if r.label == "unsupported"][:half])
+
+
+def test_real_checker_separates_supported_from_unsupported(checker) -> None:
+    report = evaluate_groundedness(sample_rows(), checker)
+    s = report.summary()
+    assert s["rows"] == 16 and 0.0 <= s["threshold"] <= 1.0
+    assert s["balanced_accuracy"] >= 0.75 and s["auroc"] >= 0.75
+    assert all(r["verdict"] in ("supported", "unsupported") for r in report.records)
+
+
+def test_cli_writes_a_run_folder(tmp_path: Path, checker, capsys: pytest.CaptureFixture[str]) -> None:
+    pairs = tmp_path / "pairs.jsonl"
+    rows = sample_rows(6)
+    pairs.write_text("\n".join(json.dumps({"id": r.id, "context": r.context, "question": r.question,
+                                           "response": r.response, "label": r.label}) for r in rows) + "\n")
+    assert main(["eval", "groundedness", "--pairs", str(pairs), "--runs-dir", str(tmp_path / "runs"), "--json"]) == 0
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    run = Path(last["run"])
+    assert run.parent == tmp_path / "runs" and last["rows"] == 6
+    assert {p.name for p in run.iterdir()} == {"results.jsonl", "summary.json", "report.md"}
+    assert len((run / "results.jsonl").read_text().splitlines()) == 6
+    assert json.loads((run / "summary.json").read_text())["kind"] == "groundedness"
+
+
+def test_cli_bad_pairs_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"context": "c", "response": "r", "label": "maybe"}\n')
+    assert main(["eval", "groundedness", "--pairs", str(bad)]) == 1
+    assert "label" in capsys.readouterr().err
