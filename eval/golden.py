@@ -76,17 +76,20 @@ class GoldenItem:
     evidence: str | None = None
     conversation: str | None = None
     turn: int = 0
+    expected_sources: tuple[str, ...] = ()
+    history: tuple[tuple[str, str], ...] | None = None  # explicit (role, content) turns, instead of a conversation
 
     @property
     def follow_up(self) -> bool:
-        return self.conversation is not None and self.turn > 0
+        return (self.conversation is not None and self.turn > 0) or bool(self.history)
 
 
 class GoldenError(ValueError):
     """A golden file that does not validate."""
 
 
-_FIELDS = {"id", "question", "answerable", "answers", "evidence", "conversation", "turn"}
+_FIELDS = {"id", "question", "answerable", "answers", "evidence", "conversation", "turn", "expected_sources", "history",
+           "review"}
 
 
 def _item(row: Any, where: str, document_text: str | None) -> GoldenItem:
@@ -113,18 +116,33 @@ def _item(row: Any, where: str, document_text: str | None) -> GoldenItem:
         raise GoldenError(f"{where}: turn must be an integer >= 0")
     if conversation is None and turn != 0:
         raise GoldenError(f"{where}: a row without a conversation must have turn 0")
+    sources = row.get("expected_sources") or []
+    if not isinstance(sources, list) or not all(isinstance(x, str) and x.strip() for x in sources):
+        raise GoldenError(f"{where}: expected_sources must be a list of file names or paths")
+    history = row.get("history")
+    if history is not None:
+        if conversation is not None:
+            raise GoldenError(f"{where}: use either history or conversation, not both")
+        if not isinstance(history, list) or not all(
+            isinstance(m, dict) and m.get("role") in ("user", "assistant") and isinstance(m.get("content"), str)
+            for m in history
+        ):
+            raise GoldenError(f"{where}: history must be a list of {{role: user|assistant, content: str}}")
     if answerable:
         if not answers:
             raise GoldenError(f"{where}: an answerable question needs at least one answer")
-        if not isinstance(evidence, str) or not EVIDENCE_MIN <= len(evidence) <= EVIDENCE_MAX:
+        if evidence is None and sources:
+            pass  # corpora without evidence strings: expected_sources say where the answer is
+        elif not isinstance(evidence, str) or not EVIDENCE_MIN <= len(evidence) <= EVIDENCE_MAX:
             raise GoldenError(f"{where}: evidence must be a string of {EVIDENCE_MIN}-{EVIDENCE_MAX} characters")
-        if document_text is not None and evidence not in document_text:
+        if document_text is not None and evidence is not None and evidence not in document_text:
             raise GoldenError(f"{where}: evidence is not an exact substring of the document: {evidence!r}")
     else:
         if answers or evidence is not None:
             raise GoldenError(f"{where}: an unanswerable question has answers [] and evidence null")
     return GoldenItem(id=id_, question=question, answerable=answerable, answers=tuple(answers), evidence=evidence,
-                      conversation=conversation, turn=turn)
+                      conversation=conversation, turn=turn, expected_sources=tuple(sources),
+                      history=None if history is None else tuple((m["role"], m["content"]) for m in history))
 
 
 def load_golden(path: str | Path, document_text: str | None = None) -> list[GoldenItem]:

@@ -172,15 +172,5 @@ def format_summary(summary: dict[str, Any]) -> str:
     ])
 
 
-def report_markdown(summary: dict[str, Any], records: Sequence[dict[str, Any]], source: str) -> str:
-    wrong = [r for r in records if not r["correct"]][:50]
-    lines = [f"# Groundedness: {source}", "", "```", format_summary(summary), "```", "",
-             f"## Misjudged rows (first {len(wrong)})", "", "| id | label | score | response |", "|---|---|---|---|"]
-    for r in wrong:
-        text = r["response"].replace("|", "\\|").replace("\n", " ")[:120]
-        lines.append(f"| {r['id']} | {r['label']} | {r['score']:.3f} | {text} |")
-    return "\n".join(lines) + "\n"
-
-
 def _round(x: float | None) -> float | None:
     return None if x is None else round(float(x), 4)

@@ -272,17 +272,25 @@ RunsDirOpt = Annotated[Path | None, typer.Option("--runs-dir", help="where run f
                                                   "or RAG_EVAL_RUNS_DIR)")]
 
 
+BaselineOpt = Annotated[Path | None, typer.Option(
+    "--baseline", help="fail (exit 1) when a metric falls below this baseline file by more than its tolerance "
+    "(default eval/baseline.json; --no-baseline to skip)")]
+
+
 @eval_app.command("groundedness")
 def eval_groundedness_cmd(
     pairs: Annotated[Path, typer.Option(help="JSONL rows {context, question, response, label[, length_matched]}",
                                         exists=True, dir_okay=False)],
     limit: Annotated[int | None, typer.Option(help="only the first N rows", min=1)] = None,
+    baseline: BaselineOpt = None,
+    no_baseline: Annotated[bool, typer.Option("--no-baseline", help="do not compare with a baseline")] = False,
     runs_dir: RunsDirOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """The support checker on labelled pairs: balanced accuracy, AUROC, precision/recall/F1 for "unsupported",
     on all rows and on the length-matched ones. Writes a run folder (results.jsonl, summary.json, report.md)."""
-    from eval.groundedness import evaluate_groundedness, format_summary, load_pairs, report_markdown
+    from eval.groundedness import evaluate_groundedness, format_summary, load_pairs
+    from eval.report import groundedness_report
     from eval.runs import RunFolder
     from rag.pipeline import _shared_checker
 
@@ -300,11 +308,123 @@ def eval_groundedness_cmd(
     run = RunFolder("groundedness", runs_dir)
     run.write_results(report.records)
     run.write_summary(summary)
-    run.write_report(report_markdown(summary, report.records, str(pairs)))
+    groundedness_report(run.path, summary, report.records, title=f"Groundedness: {pairs}")
     typer.echo(format_summary(summary))
     typer.echo(f"run folder: {run.path}")
+    regressions = _gate("groundedness", summary, baseline, no_baseline or limit is not None)
     if json_out:
-        typer.echo(json.dumps({**summary, "run": str(run.path)}))
+        typer.echo(json.dumps({**summary, "run": str(run.path), "regressions": len(regressions)}))
+    if regressions:
+        raise typer.Exit(1)
+
+
+@eval_app.command("condense")
+def eval_condense_cmd(
+    file: Annotated[Path, typer.Option(help="CANARD-format JSONL (id, history, question, rewrite)", exists=True,
+                                       dir_okay=False)],
+    limit: Annotated[int, typer.Option(help="seeded sample of this many rows (0: all)", min=0)] = 100,
+    seed: Annotated[int, typer.Option(help="sampling seed")] = 0,
+    mode: AnswerModeOpt = None,
+    retrieval: Annotated[bool, typer.Option(help="also count how often the rewrite changes the top-k chunks "
+                                            "retrieved from the index")] = True,
+    k: Annotated[int, typer.Option("-k", help="top-k for the retrieval comparison", min=1)] = 5,
+    baseline: BaselineOpt = None,
+    no_baseline: Annotated[bool, typer.Option("--no-baseline", help="do not compare with a baseline")] = False,
+    runs_dir: RunsDirOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """The follow-up condenser against human rewrites: token F1 and ROUGE-L (and the question as asked, as a
+    baseline), rewrite rate, how often retrieval changes, latency."""
+    from eval.condense import evaluate_condense, load_canard, sample_rows
+    from eval.runs import RunFolder
+    from rag.pipeline import Pipeline
+
+    try:
+        rows = sample_rows(load_canard(file), limit or None, seed)
+    except ValueError as exc:
+        raise RagError(str(exc), hint="see ../shared/data/canard/dev.jsonl for the format") from None
+    pipe = Pipeline(_settings(), mode=_check_answer_mode(mode))  # type: ignore[arg-type]
+    report = evaluate_condense(rows, pipe, retriever=pipe.retriever if retrieval else None, k=k)
+    summary = {**report.summary(), "file": str(file), "limit": limit or None, "seed": seed, "mode": pipe.mode}
+    run = RunFolder("condense", runs_dir)
+    run.write_results(report.records)
+    run.write_summary(summary)
+    run.write_report(f"# Condenser on {file}\n\n```\n{report.format_report()}\n```\n")
+    typer.echo(report.format_report())
+    typer.echo(f"run folder: {run.path}")
+    regressions = _gate("condense", summary, baseline, no_baseline)
+    if json_out:
+        typer.echo(json.dumps({**summary, "run": str(run.path), "regressions": len(regressions)}))
+    if regressions:
+        raise typer.Exit(1)
+
+
+def _gate(kind: str, summary: dict, baseline: Path | None, skip: bool = False) -> list:  # type: ignore[type-arg]
+    """Regressions of ``summary`` against the baseline file (default eval/baseline.json), printed on stderr."""
+    if skip:
+        return []
+    from eval.baseline import DEFAULT, compare, format_regressions
+
+    regressions = compare(kind, summary, baseline or DEFAULT)
+    if regressions:
+        typer.echo(format_regressions(regressions), err=True)
+    return regressions
+
+
+@eval_app.command("suite")
+def eval_suite_cmd(
+    golden: Annotated[Path | None, typer.Option(help="golden JSONL (default eval/golden/seeds.jsonl)", exists=True,
+                                                dir_okay=False)] = None,
+    corpus: Annotated[Path | None, typer.Option(help="the documents the golden set is about (default the seeds "
+                                                "folder); indexed into an index of its own", exists=True)] = None,
+    mode: AnswerModeOpt = None,
+    k: Annotated[int, typer.Option("-k", help="retrieval depth for hit@k and MRR", min=1)] = 6,
+    baseline: BaselineOpt = None,
+    no_baseline: Annotated[bool, typer.Option("--no-baseline", help="do not compare with a baseline")] = False,
+    runs_dir: RunsDirOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """The golden set through the real pipeline: pass/fail per question, correctness, groundedness, citation
+    precision and recall, refusals, retrieval hit@k and MRR, latency. Writes a run folder with a report."""
+    import hashlib
+
+    from eval.golden import SEEDS_GOLDEN, GoldenError, load_golden
+    from eval.report import suite_report
+    from eval.runs import RunFolder
+    from eval.suite import format_record, format_summary, run_suite, summarize_suite
+    from index.ingest import ingest
+    from rag.pipeline import Pipeline, _shared_checker
+
+    settings = _settings()
+    golden = golden or SEEDS_GOLDEN
+    corpus = (corpus or settings.seeds_dir).resolve()
+    index_name = None
+    if corpus != settings.seeds_dir.resolve():
+        index_name = "eval-" + hashlib.sha256(str(corpus).encode()).hexdigest()[:10]
+    try:
+        items = load_golden(golden)
+    except GoldenError as exc:
+        raise RagError(str(exc), hint="see eval/golden/README.md for the format") from None
+    report = ingest([corpus], settings, index_name=index_name, progress=_progress)
+    typer.echo(f"{golden.name}: {len(items)} questions on {corpus} ({report.documents_total} documents)", err=True)
+    pipe = Pipeline(settings, index_name=index_name, mode=_check_answer_mode(mode))  # type: ignore[arg-type]
+    pipe.warm_up()
+    checker = _shared_checker()
+    records = run_suite(items, pipe.ask, checker=checker, retriever=pipe.retriever, k=k,
+                        on_record=lambda r: typer.echo(format_record(r)))
+    summary = {**summarize_suite(records), "mode": pipe.mode, "golden": str(golden), "corpus": str(corpus),
+               "model": pipe.model_name}
+    run = RunFolder("suite", runs_dir)
+    run.write_results([r.to_dict() for r in records])
+    run.write_summary(summary)
+    suite_report(run.path, summary, [r.to_dict() for r in records])
+    typer.echo(format_summary(summary))
+    typer.echo(f"run folder: {run.path}")
+    regressions = _gate("suite", summary, baseline, no_baseline)
+    if json_out:
+        typer.echo(json.dumps({**summary, "run": str(run.path), "regressions": len(regressions)}))
+    if regressions:
+        raise typer.Exit(1)
 
 
 @app.command("run")
@@ -359,7 +479,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("RAG_LOG_LEVEL", "WARNING").upper(),
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        app(args=argv, prog_name="rag", standalone_mode=False)
+        rc = app(args=argv, prog_name="rag", standalone_mode=False)
+        if isinstance(rc, int) and rc:  # typer.Exit(code) comes back as the return value here
+            return rc
     except RagError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         if exc.hint:

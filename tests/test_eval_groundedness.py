@@ -72,11 +72,12 @@ def test_cli_writes_a_run_folder(tmp_path: Path, checker, capsys: pytest.Capture
     rows = sample_rows(6)
     pairs.write_text("\n".join(json.dumps({"id": r.id, "context": r.context, "question": r.question,
                                            "response": r.response, "label": r.label}) for r in rows) + "\n")
-    assert main(["eval", "groundedness", "--pairs", str(pairs), "--runs-dir", str(tmp_path / "runs"), "--json"]) == 0
+    assert main(["eval", "groundedness", "--pairs", str(pairs), "--runs-dir", str(tmp_path / "runs"), "--json",
+                 "--no-baseline"]) == 0
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     run = Path(last["run"])
     assert run.parent == tmp_path / "runs" and last["rows"] == 6
-    assert {p.name for p in run.iterdir()} == {"results.jsonl", "summary.json", "report.md"}
+    assert {"results.jsonl", "summary.json", "report.md", "calibration.png"} <= {p.name for p in run.iterdir()}
     assert len((run / "results.jsonl").read_text().splitlines()) == 6
     assert json.loads((run / "summary.json").read_text())["kind"] == "groundedness"
 
