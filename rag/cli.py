@@ -227,24 +227,49 @@ def status_cmd(json_out: JsonOpt = False) -> None:
         typer.echo(json.dumps(info))
 
 
+BaselineOpt = Annotated[Path | None, typer.Option(
+    "--baseline", help="fail (exit 1) when a metric falls below this baseline file by more than its tolerance "
+    "(default eval/baseline.json; --no-baseline to skip)")]
+
+
+RunsDirOpt = Annotated[Path | None, typer.Option("--runs-dir", help="where run folders go (default eval/runs, "
+                                                  "or RAG_EVAL_RUNS_DIR)")]
+
+
 @eval_app.command("retrieval")
 def eval_retrieval_cmd(
     corpus: Annotated[Path, typer.Option(help="BEIR corpus.jsonl (_id, title, text)", exists=True, dir_okay=False)],
     queries: Annotated[Path, typer.Option(help="queries.jsonl (_id, text)", exists=True, dir_okay=False)],
     qrels: Annotated[Path, typer.Option(help="qrels TSV: query-id corpus-id score", exists=True, dir_okay=False)],
     mode: ModeOpt = "hybrid",
+    baseline: BaselineOpt = None,
+    no_baseline: Annotated[bool, typer.Option("--no-baseline", help="do not compare with a baseline")] = False,
+    runs_dir: RunsDirOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """nDCG@10, Recall@10, Recall@100 and MRR@10 on a BEIR-format set (the corpus gets its own index)."""
+    """nDCG@10, Recall@10, Recall@100 and MRR@10 on a BEIR-format set (the corpus gets its own index).
+    Writes a run folder (per-query results, summary, report)."""
+    from eval.report import markdown_table, write_report
     from eval.retrieval import evaluate_retrieval
+    from eval.runs import RunFolder
 
     result = evaluate_retrieval(corpus, queries, qrels, _settings(), mode=_check_mode(mode), progress=_progress)  # type: ignore[arg-type]
-    m = result.metrics
+    m = {**result.metrics, "data": str(corpus)}
     typer.echo(f"{'mode':>12}: {m['mode']}   queries: {m['queries']}   model: {m['embed_model']}")
     for key in ("ndcg@10", "recall@10", "recall@100", "mrr@10"):
         typer.echo(f"{key:>12}: {m[key]:.4f}")
+    run = RunFolder("retrieval", runs_dir)
+    run.write_results(result.per_query)
+    run.write_summary(m)
+    worst = sorted(result.per_query, key=lambda r: r["ndcg@10"])[:20]
+    write_report(run.path, f"Retrieval: {corpus}", m, sections=[("Worst queries by nDCG@10", markdown_table(
+        worst, [("query_id", "query"), ("ndcg@10", "nDCG@10"), ("recall@10", "R@10"), ("mrr@10", "MRR@10")]))])
+    typer.echo(f"run folder: {run.path}")
+    regressions = _gate("retrieval", m, baseline, no_baseline)
     if json_out:
-        typer.echo(json.dumps(m))
+        typer.echo(json.dumps({**m, "run": str(run.path), "regressions": len(regressions)}))
+    if regressions:
+        raise typer.Exit(1)
 
 
 @eval_app.command("qa")
@@ -256,25 +281,39 @@ def eval_qa_cmd(
                                                  min=1)] = None,
     seed: Annotated[int, typer.Option(help="sampling seed")] = 0,
     mode: AnswerModeOpt = None,
+    baseline: BaselineOpt = None,
+    no_baseline: Annotated[bool, typer.Option("--no-baseline", help="do not compare with a baseline")] = False,
+    runs_dir: RunsDirOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """EM / F1 on answerable questions, refusals on unanswerable ones, latency per stage (SQuAD-style files)."""
+    """EM / F1 on answerable questions, refusals on unanswerable ones, latency per stage (SQuAD-style files).
+    Writes a run folder (per-question results, summary, report)."""
+    from dataclasses import asdict
+
     from eval.qa import evaluate_qa, format_report
+    from eval.report import latency_png, markdown_table, write_report
+    from eval.runs import RunFolder
 
     report = evaluate_qa(passages, questions, settings=_settings(), limit=limit, seed=seed,
                          mode=_check_answer_mode(mode), progress=_progress)
     typer.echo(format_report(report))
+    summary = {**json.loads(report.to_json()), "data": str(questions)}
+    records = [asdict(r) for r in report.records]
+    run = RunFolder("qa", runs_dir)
+    run.write_results(records)
+    run.write_summary(summary)
+    latency_png([r["seconds"].get("total", 0.0) for r in records], run.path / "latency.png")
+    misses = [r for r in records if (r["is_impossible"] and not r["refused"]) or (r["f1"] is not None and r["f1"] < 0.5)]
+    write_report(run.path, f"QA: {questions}", summary, images=[("Seconds per question", "latency.png")],
+                 sections=[("Misses (unanswerable answered, or F1 < 0.5)", markdown_table(misses, [
+                     ("id", "id"), ("question", "question"), ("prediction", "answer"), ("f1", "F1"),
+                     ("refused", "refused")], max_chars=160))])
+    typer.echo(f"run folder: {run.path}")
+    regressions = _gate("qa", summary, baseline, no_baseline)
     if json_out:
-        typer.echo(report.to_json())
-
-
-RunsDirOpt = Annotated[Path | None, typer.Option("--runs-dir", help="where run folders go (default eval/runs, "
-                                                  "or RAG_EVAL_RUNS_DIR)")]
-
-
-BaselineOpt = Annotated[Path | None, typer.Option(
-    "--baseline", help="fail (exit 1) when a metric falls below this baseline file by more than its tolerance "
-    "(default eval/baseline.json; --no-baseline to skip)")]
+        typer.echo(json.dumps({**summary, "run": str(run.path), "regressions": len(regressions)}))
+    if regressions:
+        raise typer.Exit(1)
 
 
 @eval_app.command("groundedness")
@@ -365,7 +404,16 @@ def _gate(kind: str, summary: dict, baseline: Path | None, skip: bool = False) -
         return []
     from eval.baseline import DEFAULT, compare, format_regressions
 
-    regressions = compare(kind, summary, baseline or DEFAULT)
+    path = baseline or DEFAULT
+    try:
+        wanted = json.loads(Path(path).read_text(encoding="utf-8")).get(kind, {}).get("_data")
+    except (OSError, ValueError, AttributeError):
+        wanted = None  # compare() reports a broken file
+    data = " ".join(str(summary.get(k, "")) for k in ("data", "pairs", "golden", "file"))
+    if wanted and wanted not in data:
+        typer.echo(f"baseline: not compared (the {kind} baseline is for {wanted})", err=True)
+        return []
+    regressions = compare(kind, summary, path)
     if regressions:
         typer.echo(format_regressions(regressions), err=True)
     return regressions

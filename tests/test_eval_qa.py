@@ -385,3 +385,17 @@ def test_evaluate_qa_bad_questions_fail_before_indexing(settings: Settings, squa
 
 def stub_never_called(question: str) -> Answer:
     raise AssertionError(f"asked {question!r}")
+
+
+def test_cli_eval_qa_writes_a_run_folder(squad_set: dict[str, Path], tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from rag.cli import main
+
+    runs = tmp_path / "runs"
+    assert main(["eval", "qa", "--passages", str(squad_set["passages"]), "--questions", str(squad_set["questions"]),
+                 "--mode", "extractive", "--runs-dir", str(runs), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    run = Path(out["run"])
+    assert run.parent == runs and out["regressions"] == 0  # the qa baseline is for squad2, not this set
+    assert {"results.jsonl", "summary.json", "report.md", "latency.png"} <= {p.name for p in run.iterdir()}
+    assert len((run / "results.jsonl").read_text().splitlines()) == out["questions"]
