@@ -406,12 +406,14 @@ def _gate(kind: str, summary: dict, baseline: Path | None, skip: bool = False) -
 
     path = baseline or DEFAULT
     try:
-        wanted = json.loads(Path(path).read_text(encoding="utf-8")).get(kind, {}).get("_data")
+        entry = json.loads(Path(path).read_text(encoding="utf-8")).get(kind, {})
+        wanted, mode = entry.get("_data"), entry.get("_mode")
     except (OSError, ValueError, AttributeError):
-        wanted = None  # compare() reports a broken file
+        wanted = mode = None  # compare() reports a broken file
     data = " ".join(str(summary.get(k, "")) for k in ("data", "pairs", "golden", "file"))
-    if wanted and wanted not in data:
-        typer.echo(f"baseline: not compared (the {kind} baseline is for {wanted})", err=True)
+    if (wanted and wanted not in data) or (mode and summary.get("mode") != mode):
+        typer.echo(f"baseline: not compared (the {kind} baseline is for {wanted or 'other data'}"
+                   f"{f', mode {mode}' if mode else ''})", err=True)
         return []
     regressions = compare(kind, summary, path)
     if regressions:
