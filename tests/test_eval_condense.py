@@ -321,3 +321,20 @@ def test_main_prints_json_last(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert out["follow_up"]["rewrite_rate"] == 1.0 and "F1 condensed" in "\n".join(lines[:-1])
     recs = [json.loads(x) for x in records.read_text().splitlines()]
     assert [r["id"] for r in recs] == ["D0#0", "D0#1"]
+
+
+def test_cli_eval_condense_writes_a_run_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rag.cli import main
+
+    hist = [{"role": "user", "text": "Who built the lighthouse?"}, {"role": "assistant", "text": "The Merrow brothers."}]
+    path = write_jsonl(tmp_path / "dev.jsonl", [
+        row_dict(0, question="Who built the lighthouse?", rewrite="Who built the lighthouse?"),
+        row_dict(1, hist, question="When did they build it?", rewrite="When did the Merrow brothers build the lighthouse?"),
+    ])
+    runs = tmp_path / "runs"
+    assert main(["eval", "condense", "--file", str(path), "--limit", "0", "--mode", "extractive", "--no-retrieval",
+                 "--runs-dir", str(runs), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["rows"] == 2 and out["follow_up"]["rows"] == 1 and out["mode"] == "extractive"
+    run = Path(out["run"])
+    assert {"results.jsonl", "summary.json", "report.md"} <= {p.name for p in run.iterdir()}
