@@ -398,6 +398,17 @@ def eval_condense_cmd(
         raise typer.Exit(1)
 
 
+@eval_app.command("draft", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def eval_draft_cmd(ctx: typer.Context) -> None:
+    """Draft a golden set for a new corpus, every row marked for review: rag eval draft --corpus DIR --out FILE
+    [--n 20] [--seed 0] [--mode extractive|local|hosted] (see python -m eval.draft --help)."""
+    from eval.draft import main as draft_main
+
+    code = draft_main(list(ctx.args))
+    if code:
+        raise typer.Exit(code)
+
+
 def _gate(kind: str, summary: dict, baseline: Path | None, skip: bool = False) -> list:  # type: ignore[type-arg]
     """Regressions of ``summary`` against the baseline file (default eval/baseline.json), printed on stderr."""
     if skip:

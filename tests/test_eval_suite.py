@@ -15,7 +15,7 @@ from eval.suite import run_suite, summarize_suite
 from rag.cli import main
 from rag.pipeline import Pipeline
 from rag.settings import Settings
-from tests.conftest import FIXTURES, REPO
+from tests.conftest import REPO
 
 ROWS = [
     {"id": "s1", "question": "How many panels does the solar array have?", "answerable": True,
@@ -95,3 +95,35 @@ def test_pytest_eval_runs_one_test_per_question(tmp_path: Path, corpus_dir: Path
     assert proc.returncode == 1, out
     assert "test_golden_question[bad]" in out and "1 failed, 3 passed" in out, out
     assert "no gold answer" in out
+
+
+def test_cli_draft_then_suite(tmp_path: Path, corpus_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A drafted golden set is valid input for the suite."""
+    out = tmp_path / "drafted.jsonl"
+    assert main(["eval", "draft", "--corpus", str(corpus_dir), "--n", "5", "--out", str(out)]) == 0
+    items = load_golden(out)
+    assert items and all(i.answerable or not i.answers for i in items)
+
+
+@pytest.mark.slow
+def test_seeds_suite_in_local_mode_holds_its_baseline(monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """The CI gate: the golden suite on seeds/ with the real local LLM must not fall below eval/baseline.json."""
+    from rag.errors import ModelUnavailableError
+    from rag.llm_model import resolve_model_path
+    from tests.llama_server import model_cache_dir
+
+    try:
+        gguf = resolve_model_path("qwen2.5-coder-1.5b", model_cache_dir())
+    except ModelUnavailableError as exc:
+        pytest.fail(f"{exc.message} ({exc.hint})")
+    monkeypatch.setenv("RAG_LLM_MODEL", str(gguf))
+    monkeypatch.setenv("RAG_SEEDS_DIR", str(REPO / "seeds"))
+    from rag.settings import get_settings
+
+    get_settings.cache_clear()
+    code = main(["eval", "suite", "--mode", "local", "--baseline", str(REPO / "eval" / "baseline.json"), "--json"])
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out.strip().splitlines()[-1])
+    assert code == 0, captured.err
+    assert summary["questions"] == 36 and summary["regressions"] == 0 and summary["refusal_accuracy"] == 1.0
