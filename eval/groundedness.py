@@ -92,6 +92,44 @@ def precision_recall_f1(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[float, 
     return p, r, f
 
 
+# --------------------------------------------------------------------------- an LLM as the judge
+
+
+JUDGE_SYSTEM = (
+    "You check answers against a context. Reply with one word: yes if the context supports the answer to the "
+    "question, no if it does not (the answer is wrong, or the context does not say)."
+)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    score: float
+    supported: bool
+    threshold: float = 0.5
+
+
+class LlmJudge:
+    """An LLM (local or hosted, anything with ``chat(messages, max_tokens=, temperature=)``) asked yes or no per
+    pair. Its score is 1 for yes and 0 for no, so its AUROC is that of a single threshold."""
+
+    def __init__(self, llm: Any, name: str = "llm") -> None:
+        self.llm = llm
+        self.name = name
+
+    def check_many(self, pairs: Sequence[tuple[str, str]], *, questions: Sequence[str | None] | None = None,
+                   ) -> list[Verdict]:
+        out = []
+        for i, (context, response) in enumerate(pairs):
+            question = questions[i] if questions else None
+            user = f"Context: {context}\n\n" + (f"Question: {question}\n" if question else "") + \
+                f"Answer: {response}\n\nIs the answer supported by the context? Reply yes or no."
+            reply = self.llm.chat([{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}],
+                                  max_tokens=3, temperature=0.0)
+            yes = reply.strip().lower().lstrip("*\"' ").startswith("yes")
+            out.append(Verdict(score=1.0 if yes else 0.0, supported=yes))
+        return out
+
+
 # --------------------------------------------------------------------------- evaluation
 
 
@@ -129,6 +167,7 @@ class GroundednessReport:
 
 def evaluate_groundedness(
     rows: Sequence[Pair], checker: Any, *, batch: int = 32, progress: Callable[[int], None] | None = None,
+    judge: str = "support-checker",
 ) -> GroundednessReport:
     """Score every row with ``checker`` (a :class:`rag.support.SupportChecker` or anything with the same
     ``check_many(pairs, questions=...)``)."""
@@ -153,7 +192,7 @@ def evaluate_groundedness(
         for r, s, ok in zip(rows, scores, supported, strict=True)
     ]
     return GroundednessReport(rows=list(rows), scores=scores, supported=supported, threshold=threshold,
-                              seconds=seconds, records=records)
+                              seconds=seconds, records=records, judge=judge)
 
 
 def format_summary(summary: dict[str, Any]) -> str:

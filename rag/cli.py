@@ -321,6 +321,8 @@ def eval_groundedness_cmd(
     pairs: Annotated[Path, typer.Option(help="JSONL rows {context, question, response, label[, length_matched]}",
                                         exists=True, dir_okay=False)],
     limit: Annotated[int | None, typer.Option(help="only the first N rows", min=1)] = None,
+    judge: Annotated[str, typer.Option(help="checker (rag.support, the default), or an LLM asked yes/no: "
+                                       "hosted (RAG_HOSTED_BASE_URL) or local")] = "checker",
     baseline: BaselineOpt = None,
     no_baseline: Annotated[bool, typer.Option("--no-baseline", help="do not compare with a baseline")] = False,
     runs_dir: RunsDirOpt = None,
@@ -338,9 +340,21 @@ def eval_groundedness_cmd(
     except ValueError as exc:
         raise RagError(str(exc), hint="see ../shared/data/halueval_qa/pairs.jsonl for the format") from None
     rows = rows[:limit] if limit else rows
+    if judge == "checker":
+        scorer, judge_name = _shared_checker(), "support-checker"
+    elif judge in ("hosted", "local"):
+        from eval.groundedness import LlmJudge
+        from rag.pipeline import make_chat_model
+
+        llm = make_chat_model(_settings(), judge)  # type: ignore[arg-type]
+        llm.warm_up()
+        judge_name = f"{judge} LLM ({getattr(llm, 'name', None) or _settings().llm_model})"
+        scorer = LlmJudge(llm, judge_name)
+    else:
+        raise typer.BadParameter("judge must be checker, hosted or local", param_hint="--judge")
     bar = _progress(len(rows))
     try:
-        report = evaluate_groundedness(rows, _shared_checker(), progress=bar.update)
+        report = evaluate_groundedness(rows, scorer, progress=bar.update, judge=judge_name)
     finally:
         bar.close()
     summary = {**report.summary(), "pairs": str(pairs)}
@@ -350,7 +364,7 @@ def eval_groundedness_cmd(
     groundedness_report(run.path, summary, report.records, title=f"Groundedness: {pairs}")
     typer.echo(format_summary(summary))
     typer.echo(f"run folder: {run.path}")
-    regressions = _gate("groundedness", summary, baseline, no_baseline or limit is not None)
+    regressions = _gate("groundedness", summary, baseline, no_baseline or limit is not None or judge != "checker")
     if json_out:
         typer.echo(json.dumps({**summary, "run": str(run.path), "regressions": len(regressions)}))
     if regressions:
@@ -383,7 +397,7 @@ def eval_condense_cmd(
     except ValueError as exc:
         raise RagError(str(exc), hint="see ../shared/data/canard/dev.jsonl for the format") from None
     pipe = Pipeline(_settings(), mode=_check_answer_mode(mode))  # type: ignore[arg-type]
-    report = evaluate_condense(rows, pipe, retriever=pipe.retriever if retrieval else None, k=k)
+    report = evaluate_condense(rows, pipe, retriever=pipe.retriever if retrieval else None, k=k, progress=_progress)
     summary = {**report.summary(), "file": str(file), "limit": limit or None, "seed": seed, "mode": pipe.mode}
     run = RunFolder("condense", runs_dir)
     run.write_results(report.records)

@@ -87,3 +87,33 @@ def test_cli_bad_pairs_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     bad.write_text('{"context": "c", "response": "r", "label": "maybe"}\n')
     assert main(["eval", "groundedness", "--pairs", str(bad)]) == 1
     assert "label" in capsys.readouterr().err
+
+
+def test_llm_judge_parses_yes_and_no() -> None:
+    from eval.groundedness import LlmJudge
+    from rag.llm_model import ScriptedChatModel
+
+    llm = ScriptedChatModel(["Yes", " no.", "**Yes**"])
+    rows = sample_rows(4)[:3]
+    report = evaluate_groundedness(rows, LlmJudge(llm), judge="scripted")
+    assert report.supported == [True, False, True] and report.scores == [1.0, 0.0, 1.0]
+    prompt = llm.prompts[0][-1]["content"]
+    assert rows[0].context in prompt and rows[0].response in prompt and prompt.endswith("Reply yes or no.")
+    assert report.summary()["judge"] == "scripted"
+
+
+@pytest.mark.slow
+def test_hosted_llm_judge_against_a_real_server(llama_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from rag.settings import get_settings
+
+    monkeypatch.setenv("RAG_HOSTED_BASE_URL", llama_server.base_url)
+    monkeypatch.setenv("RAG_HOSTED_MODEL", llama_server.model)
+    get_settings.cache_clear()
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(HALUEVAL.read_text())
+    assert main(["eval", "groundedness", "--pairs", str(pairs), "--judge", "hosted", "--runs-dir",
+                 str(tmp_path / "runs"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["rows"] == 16 and out["judge"].startswith("hosted LLM") and out["regressions"] == 0
+    assert out["balanced_accuracy"] is not None
