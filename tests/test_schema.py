@@ -7,6 +7,7 @@ minutes; `slow` because each accepted question runs the real cross-encoder.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -25,7 +26,7 @@ KEY = "sk-schema-" + "y" * 20
 
 
 # The app is built at import (schemathesis reads its schema at collection); its service starts in the fixture.
-_ROOT = Path(tempfile.mkdtemp(prefix="rag-schema-"))
+_ROOT = Path(tempfile.gettempdir()) / f"rag-schema-{os.getpid()}"  # created by the fixture, only when the test runs
 _CFG = Settings(data_dir=_ROOT / "data", seeds_dir=_ROOT / "seeds", answer_mode="extractive", api_key=KEY,
                 max_upload_mb=0.2, request_timeout_s=60)
 # The LLM modes get a scripted model that always says NOT FOUND: this test is about HTTP handling, and the real
