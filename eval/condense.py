@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eval.qa import normalize_answer, percentile
+from eval.qa import mean, normalize_answer, percentile, round_seconds, share
 from rag.pipeline import is_follow_up
 
 if TYPE_CHECKING:
@@ -211,18 +211,6 @@ def rouge_l(pred: str, ref: str) -> float:
 # --------------------------------------------------------------------------- the run
 
 
-def _mean(values: Sequence[float]) -> float | None:
-    return round(sum(values) / len(values), 4) if values else None
-
-
-def _share(flags: Sequence[bool]) -> float | None:
-    return round(sum(flags) / len(flags), 4) if flags else None
-
-
-def _secs(value: float | None) -> float | None:
-    return None if value is None else round(value, 4)
-
-
 def _group(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The metrics of one group of records (None where the group has no data)."""
     needs = [r for r in records if r["needs_rewrite"]]
@@ -231,21 +219,21 @@ def _group(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     with_retrieval = [r["retrieval_changed"] for r in records if r["retrieval_changed"] is not None]
     return {
         "rows": len(records),
-        "f1": _mean([r["f1"] for r in records]),
-        "rouge_l": _mean([r["rouge_l"] for r in records]),
-        "identity_f1": _mean([r["identity_f1"] for r in records]),
-        "identity_rouge_l": _mean([r["identity_rouge_l"] for r in records]),
-        "exact": _share([r["exact"] for r in records]),
-        "identity_exact": _share([not r["needs_rewrite"] for r in records]),
-        "rewrite_rate": _share([r["changed"] for r in records]),
-        "triggered_rate": _share([r["triggered"] for r in records]),
-        "needs_rewrite_rate": _share([r["needs_rewrite"] for r in records]),
-        "missed_rate": _share([not r["changed"] for r in needs]),
-        "retrieval_changed_rate": _share(with_retrieval),
-        "p50_s": _secs(percentile(seconds, 50)),
-        "p95_s": _secs(percentile(seconds, 95)),
-        "triggered_p50_s": _secs(percentile(triggered, 50)),
-        "triggered_p95_s": _secs(percentile(triggered, 95)),
+        "f1": mean([r["f1"] for r in records]),
+        "rouge_l": mean([r["rouge_l"] for r in records]),
+        "identity_f1": mean([r["identity_f1"] for r in records]),
+        "identity_rouge_l": mean([r["identity_rouge_l"] for r in records]),
+        "exact": share([r["exact"] for r in records]),
+        "identity_exact": share([not r["needs_rewrite"] for r in records]),
+        "rewrite_rate": share([r["changed"] for r in records]),
+        "triggered_rate": share([r["triggered"] for r in records]),
+        "needs_rewrite_rate": share([r["needs_rewrite"] for r in records]),
+        "missed_rate": share([not r["changed"] for r in needs]),
+        "retrieval_changed_rate": share(with_retrieval),
+        "p50_s": round_seconds(percentile(seconds, 50)),
+        "p95_s": round_seconds(percentile(seconds, 95)),
+        "triggered_p50_s": round_seconds(percentile(triggered, 50)),
+        "triggered_p95_s": round_seconds(percentile(triggered, 95)),
     }
 
 

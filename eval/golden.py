@@ -246,7 +246,7 @@ class GoldenReport:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def _percentile(values: Sequence[float], q: float) -> float:
+def percentile_inclusive(values: Sequence[float], q: float) -> float:
     vals = sorted(v for v in values if not math.isnan(v))
     if not vals:
         return float("nan")
@@ -279,7 +279,7 @@ def summarize(results: Sequence[GoldenResult]) -> dict[str, Any]:
     out["cited_accuracy"] = _rate(out["cited_correct"], out["answerable"])
     out["refusal_accuracy"] = _rate(out["refused_correct"], out["unanswerable"])
     out["follow_up_accuracy"] = _rate(out["follow_ups_correct"], out["follow_ups"])
-    p50, p95 = _percentile(seconds, 50), _percentile(seconds, 95)
+    p50, p95 = percentile_inclusive(seconds, 50), percentile_inclusive(seconds, 95)
     out["p50_seconds"] = None if math.isnan(p50) else round(p50, 3)
     out["p95_seconds"] = None if math.isnan(p95) else round(p95, 3)
     return out

@@ -257,15 +257,16 @@ def percentile(values: Sequence[float], p: float) -> float | None:
     return ordered[rank - 1]
 
 
-def _mean(values: Sequence[float]) -> float | None:
+def mean(values: Sequence[float]) -> float | None:
+    """The mean, rounded to 4 places; None for no values."""
     return round(sum(values) / len(values), 4) if values else None
 
 
-def _share(flags: Sequence[bool]) -> float | None:
+def share(flags: Sequence[bool]) -> float | None:
     return round(sum(flags) / len(flags), 4) if flags else None
 
 
-def _seconds(value: float | None) -> float | None:
+def round_seconds(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
@@ -284,8 +285,8 @@ def summarize(records: Sequence[QaRecord]) -> dict[str, Any]:
     """
     answerable = [r for r in records if not r.is_impossible]
     impossible = [r for r in records if r.is_impossible]
-    refusal_rate = _share([r.refused for r in impossible])
-    false_refusal_rate = _share([r.refused for r in answerable])
+    refusal_rate = share([r.refused for r in impossible])
+    false_refusal_rate = share([r.refused for r in answerable])
     bacc = None
     if impossible and answerable:  # from the unrounded rates
         refused_ok = sum(r.refused for r in impossible) / len(impossible)
@@ -298,16 +299,16 @@ def summarize(records: Sequence[QaRecord]) -> dict[str, Any]:
                 stage_values.setdefault(stage, []).append(value)
     totals = [r.seconds["total"] for r in records if "total" in r.seconds]
     return {
-        "em": _mean([r.em or 0.0 for r in answerable]),
-        "f1": _mean([r.f1 or 0.0 for r in answerable]),
+        "em": mean([r.em or 0.0 for r in answerable]),
+        "f1": mean([r.f1 or 0.0 for r in answerable]),
         "refusal_rate": refusal_rate,
         "false_refusal_rate": false_refusal_rate,
         "refusal_bacc": bacc,
-        "cited_gold_rate": _share([bool(r.cited_gold) for r in answerable if not r.refused]),
-        "p50_s": _seconds(percentile(totals, 50)),
-        "p95_s": _seconds(percentile(totals, 95)),
+        "cited_gold_rate": share([bool(r.cited_gold) for r in answerable if not r.refused]),
+        "p50_s": round_seconds(percentile(totals, 50)),
+        "p95_s": round_seconds(percentile(totals, 95)),
         "stages": {
-            stage: {"p50_s": _seconds(percentile(v, 50)), "p95_s": _seconds(percentile(v, 95))}
+            stage: {"p50_s": round_seconds(percentile(v, 50)), "p95_s": round_seconds(percentile(v, 95))}
             for stage, v in stage_values.items()
         },
         "questions": len(records),

@@ -17,14 +17,13 @@ Per question (``SuiteRecord``):
 from __future__ import annotations
 
 import math
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eval.golden import GoldenItem, normalize, score_answer
+from eval.golden import GoldenItem, normalize, percentile_inclusive, score_answer
 from eval.qa import f1 as token_f1
 from rag.pipeline import strip_citations
 from rag.types import Answer
@@ -199,12 +198,8 @@ def _mean(values: Sequence[float | None]) -> float | None:
 
 
 def _pct(values: Sequence[float], q: int) -> float | None:
-    vals = sorted(v for v in values if not math.isnan(v))
-    if not vals:
-        return None
-    if len(vals) == 1:
-        return vals[0]
-    return round(statistics.quantiles(vals, n=100, method="inclusive")[q - 1], 3)
+    value = percentile_inclusive(values, q)  # the golden report's percentile, so both reports agree
+    return None if math.isnan(value) else round(value, 3)
 
 
 def summarize_suite(records: Sequence[SuiteRecord]) -> dict[str, Any]:

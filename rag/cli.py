@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -232,6 +233,7 @@ BaselineOpt = Annotated[Path | None, typer.Option(
     "(default eval/baseline.json; --no-baseline to skip)")]
 
 
+NoBaselineOpt = Annotated[bool, typer.Option("--no-baseline", help="do not compare with a baseline")]
 RunsDirOpt = Annotated[Path | None, typer.Option("--runs-dir", help="where run folders go (default eval/runs, "
                                                   "or RAG_EVAL_RUNS_DIR)")]
 
@@ -243,7 +245,7 @@ def eval_retrieval_cmd(
     qrels: Annotated[Path, typer.Option(help="qrels TSV: query-id corpus-id score", exists=True, dir_okay=False)],
     mode: ModeOpt = "hybrid",
     baseline: BaselineOpt = None,
-    no_baseline: Annotated[bool, typer.Option("--no-baseline", help="do not compare with a baseline")] = False,
+    no_baseline: NoBaselineOpt = False,
     runs_dir: RunsDirOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -251,25 +253,20 @@ def eval_retrieval_cmd(
     Writes a run folder (per-query results, summary, report)."""
     from eval.report import markdown_table, write_report
     from eval.retrieval import evaluate_retrieval
-    from eval.runs import RunFolder
 
     result = evaluate_retrieval(corpus, queries, qrels, _settings(), mode=_check_mode(mode), progress=_progress)  # type: ignore[arg-type]
     m = {**result.metrics, "data": str(corpus)}
     typer.echo(f"{'mode':>12}: {m['mode']}   queries: {m['queries']}   model: {m['embed_model']}")
     for key in ("ndcg@10", "recall@10", "recall@100", "mrr@10"):
         typer.echo(f"{key:>12}: {m[key]:.4f}")
-    run = RunFolder("retrieval", runs_dir)
-    run.write_results(result.per_query)
-    run.write_summary(m)
     worst = sorted(result.per_query, key=lambda r: r["ndcg@10"])[:20]
-    write_report(run.path, f"Retrieval: {corpus}", m, sections=[("Worst queries by nDCG@10", markdown_table(
-        worst, [("query_id", "query"), ("ndcg@10", "nDCG@10"), ("recall@10", "R@10"), ("mrr@10", "MRR@10")]))])
-    typer.echo(f"run folder: {run.path}")
-    regressions = _gate("retrieval", m, baseline, no_baseline)
-    if json_out:
-        typer.echo(json.dumps({**m, "run": str(run.path), "regressions": len(regressions)}))
-    if regressions:
-        raise typer.Exit(1)
+
+    def report(path: Path) -> None:
+        write_report(path, f"Retrieval: {corpus}", m, sections=[("Worst queries by nDCG@10", markdown_table(
+            worst, [("query_id", "query"), ("ndcg@10", "nDCG@10"), ("recall@10", "R@10"), ("mrr@10", "MRR@10")]))])
+
+    _finish_run("retrieval", m, result.per_query, report, runs_dir=runs_dir, baseline=baseline,
+                skip_baseline=no_baseline, json_out=json_out)
 
 
 @eval_app.command("qa")
@@ -282,7 +279,7 @@ def eval_qa_cmd(
     seed: Annotated[int, typer.Option(help="sampling seed")] = 0,
     mode: AnswerModeOpt = None,
     baseline: BaselineOpt = None,
-    no_baseline: Annotated[bool, typer.Option("--no-baseline", help="do not compare with a baseline")] = False,
+    no_baseline: NoBaselineOpt = False,
     runs_dir: RunsDirOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -292,28 +289,23 @@ def eval_qa_cmd(
 
     from eval.qa import evaluate_qa, format_report
     from eval.report import latency_png, markdown_table, write_report
-    from eval.runs import RunFolder
 
     report = evaluate_qa(passages, questions, settings=_settings(), limit=limit, seed=seed,
                          mode=_check_answer_mode(mode), progress=_progress)
     typer.echo(format_report(report))
     summary = {**json.loads(report.to_json()), "data": str(questions)}
     records = [asdict(r) for r in report.records]
-    run = RunFolder("qa", runs_dir)
-    run.write_results(records)
-    run.write_summary(summary)
-    latency_png([r["seconds"].get("total", 0.0) for r in records], run.path / "latency.png")
     misses = [r for r in records if (r["is_impossible"] and not r["refused"]) or (r["f1"] is not None and r["f1"] < 0.5)]
-    write_report(run.path, f"QA: {questions}", summary, images=[("Seconds per question", "latency.png")],
-                 sections=[("Misses (unanswerable answered, or F1 < 0.5)", markdown_table(misses, [
-                     ("id", "id"), ("question", "question"), ("prediction", "answer"), ("f1", "F1"),
-                     ("refused", "refused")], max_chars=160))])
-    typer.echo(f"run folder: {run.path}")
-    regressions = _gate("qa", summary, baseline, no_baseline)
-    if json_out:
-        typer.echo(json.dumps({**summary, "run": str(run.path), "regressions": len(regressions)}))
-    if regressions:
-        raise typer.Exit(1)
+
+    def report(path: Path) -> None:
+        latency_png([r["seconds"].get("total", 0.0) for r in records], path / "latency.png")
+        write_report(path, f"QA: {questions}", summary, images=[("Seconds per question", "latency.png")],
+                     sections=[("Misses (unanswerable answered, or F1 < 0.5)", markdown_table(misses, [
+                         ("id", "id"), ("question", "question"), ("prediction", "answer"), ("f1", "F1"),
+                         ("refused", "refused")], max_chars=160))])
+
+    _finish_run("qa", summary, records, report, runs_dir=runs_dir, baseline=baseline, skip_baseline=no_baseline,
+                json_out=json_out)
 
 
 @eval_app.command("groundedness")
@@ -324,7 +316,7 @@ def eval_groundedness_cmd(
     judge: Annotated[str, typer.Option(help="checker (rag.support, the default), or an LLM asked yes/no: "
                                        "hosted (RAG_HOSTED_BASE_URL) or local")] = "checker",
     baseline: BaselineOpt = None,
-    no_baseline: Annotated[bool, typer.Option("--no-baseline", help="do not compare with a baseline")] = False,
+    no_baseline: NoBaselineOpt = False,
     runs_dir: RunsDirOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -332,7 +324,6 @@ def eval_groundedness_cmd(
     on all rows and on the length-matched ones. Writes a run folder (results.jsonl, summary.json, report.md)."""
     from eval.groundedness import evaluate_groundedness, format_summary, load_pairs
     from eval.report import groundedness_report
-    from eval.runs import RunFolder
     from rag.pipeline import _shared_checker
 
     try:
@@ -358,17 +349,11 @@ def eval_groundedness_cmd(
     finally:
         bar.close()
     summary = {**report.summary(), "pairs": str(pairs)}
-    run = RunFolder("groundedness", runs_dir)
-    run.write_results(report.records)
-    run.write_summary(summary)
-    groundedness_report(run.path, summary, report.records, title=f"Groundedness: {pairs}")
     typer.echo(format_summary(summary))
-    typer.echo(f"run folder: {run.path}")
-    regressions = _gate("groundedness", summary, baseline, no_baseline or limit is not None or judge != "checker")
-    if json_out:
-        typer.echo(json.dumps({**summary, "run": str(run.path), "regressions": len(regressions)}))
-    if regressions:
-        raise typer.Exit(1)
+    _finish_run("groundedness", summary, report.records,
+                lambda path: groundedness_report(path, summary, report.records, title=f"Groundedness: {pairs}"),
+                runs_dir=runs_dir, baseline=baseline, json_out=json_out,
+                skip_baseline=no_baseline or limit is not None or judge != "checker")
 
 
 @eval_app.command("condense")
@@ -382,14 +367,13 @@ def eval_condense_cmd(
                                             "retrieved from the index")] = True,
     k: Annotated[int, typer.Option("-k", help="top-k for the retrieval comparison", min=1)] = 5,
     baseline: BaselineOpt = None,
-    no_baseline: Annotated[bool, typer.Option("--no-baseline", help="do not compare with a baseline")] = False,
+    no_baseline: NoBaselineOpt = False,
     runs_dir: RunsDirOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """The follow-up condenser against human rewrites: token F1 and ROUGE-L (and the question as asked, as a
     baseline), rewrite rate, how often retrieval changes, latency."""
     from eval.condense import evaluate_condense, load_canard, sample_rows
-    from eval.runs import RunFolder
     from rag.pipeline import Pipeline
 
     try:
@@ -399,17 +383,11 @@ def eval_condense_cmd(
     pipe = Pipeline(_settings(), mode=_check_answer_mode(mode))  # type: ignore[arg-type]
     report = evaluate_condense(rows, pipe, retriever=pipe.retriever if retrieval else None, k=k, progress=_progress)
     summary = {**report.summary(), "file": str(file), "limit": limit or None, "seed": seed, "mode": pipe.mode}
-    run = RunFolder("condense", runs_dir)
-    run.write_results(report.records)
-    run.write_summary(summary)
-    run.write_report(f"# Condenser on {file}\n\n```\n{report.format_report()}\n```\n")
-    typer.echo(report.format_report())
-    typer.echo(f"run folder: {run.path}")
-    regressions = _gate("condense", summary, baseline, no_baseline)
-    if json_out:
-        typer.echo(json.dumps({**summary, "run": str(run.path), "regressions": len(regressions)}))
-    if regressions:
-        raise typer.Exit(1)
+    table = report.format_report()
+    typer.echo(table)
+    _finish_run("condense", summary, report.records,
+                lambda path: (path / "report.md").write_text(f"# Condenser on {file}\n\n```\n{table}\n```\n"),
+                runs_dir=runs_dir, baseline=baseline, skip_baseline=no_baseline, json_out=json_out)
 
 
 @eval_app.command("draft", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -421,6 +399,24 @@ def eval_draft_cmd(ctx: typer.Context) -> None:
     code = draft_main(list(ctx.args))
     if code:
         raise typer.Exit(code)
+
+
+def _finish_run(kind: str, summary: dict, records: list, report: Callable[[Path], object], *,  # type: ignore[type-arg]
+                runs_dir: Path | None, baseline: Path | None, skip_baseline: bool, json_out: bool) -> None:
+    """The tail every `rag eval` command shares: the run folder (results, summary, ``report(path)``), the baseline
+    gate, the --json line, and exit 1 on a regression."""
+    from eval.runs import RunFolder
+
+    run = RunFolder(kind, runs_dir)
+    run.write_results(records)
+    run.write_summary(summary)
+    report(run.path)
+    typer.echo(f"run folder: {run.path}")
+    regressions = _gate(kind, summary, baseline, skip_baseline)
+    if json_out:
+        typer.echo(json.dumps({**summary, "run": str(run.path), "regressions": len(regressions)}))
+    if regressions:
+        raise typer.Exit(1)
 
 
 def _gate(kind: str, summary: dict, baseline: Path | None, skip: bool = False) -> list:  # type: ignore[type-arg]
@@ -455,7 +451,7 @@ def eval_suite_cmd(
     mode: AnswerModeOpt = None,
     k: Annotated[int, typer.Option("-k", help="retrieval depth for hit@k and MRR", min=1)] = 6,
     baseline: BaselineOpt = None,
-    no_baseline: Annotated[bool, typer.Option("--no-baseline", help="do not compare with a baseline")] = False,
+    no_baseline: NoBaselineOpt = False,
     runs_dir: RunsDirOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -465,7 +461,6 @@ def eval_suite_cmd(
 
     from eval.golden import SEEDS_GOLDEN, GoldenError, load_golden
     from eval.report import suite_report
-    from eval.runs import RunFolder
     from eval.suite import format_record, format_summary, run_suite, summarize_suite
     from index.ingest import ingest
     from rag.pipeline import Pipeline, _shared_checker
@@ -489,17 +484,10 @@ def eval_suite_cmd(
                         on_record=lambda r: typer.echo(format_record(r)))
     summary = {**summarize_suite(records), "mode": pipe.mode, "golden": str(golden), "corpus": str(corpus),
                "model": pipe.model_name}
-    run = RunFolder("suite", runs_dir)
-    run.write_results([r.to_dict() for r in records])
-    run.write_summary(summary)
-    suite_report(run.path, summary, [r.to_dict() for r in records])
+    rows = [r.to_dict() for r in records]
     typer.echo(format_summary(summary))
-    typer.echo(f"run folder: {run.path}")
-    regressions = _gate("suite", summary, baseline, no_baseline)
-    if json_out:
-        typer.echo(json.dumps({**summary, "run": str(run.path), "regressions": len(regressions)}))
-    if regressions:
-        raise typer.Exit(1)
+    _finish_run("suite", summary, rows, lambda path: suite_report(path, summary, rows), runs_dir=runs_dir,
+                baseline=baseline, skip_baseline=no_baseline, json_out=json_out)
 
 
 @app.command("run")
