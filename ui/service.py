@@ -21,7 +21,7 @@ from collections.abc import AsyncGenerator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from index.ingest import ingest, list_documents, remove_documents
 from index.load import SUPPORTED_SUFFIXES, load_file
@@ -468,7 +468,7 @@ class Service:
         if report.failed:  # read fine a moment ago; report it all the same
             raise UnreadableDocumentError(report.failed[0].reason)
         ids = [r.doc_id for r in self.documents() if r.source == str(final.resolve())]
-        self._after_write(report)
+        self._after_write()
         logger.info("uploaded %s: %d documents, %d chunks", name, len(ids), report.chunks_added)
         return UploadResult(document_ids=ids, filename=name, report=report)
 
@@ -484,11 +484,11 @@ class Service:
             others = [r for r in rows.values() if r.source == row.source and r.doc_id != doc_id]
             if not others and source.parent == self.uploads_dir.resolve():
                 source.unlink(missing_ok=True)
-        self._after_write(None)
+        self._after_write()
         logger.info("deleted document %s (%s)", doc_id, row.source)
         return row
 
-    def _after_write(self, report: IngestReport | None) -> None:
+    def _after_write(self) -> None:
         docs, chunks = self._counts()
         self.readiness.documents, self.readiness.chunks = docs, chunks
         self.metrics.documents.set(docs)
@@ -547,5 +547,3 @@ def _log_progress(total: int) -> Any:
 
     return _Log()
 
-
-Rating = Literal["up", "down"]
