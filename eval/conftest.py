@@ -81,7 +81,8 @@ class SuiteRunner:
             # a conversation is asked whole, in order, the first time one of its turns is needed
             pending = ([it for it in self.items if it.conversation == target.conversation]
                        if target.conversation is not None else [target])
-            for rec in run_suite(pending, self.pipeline.ask, checker=self.checker, retriever=self.pipeline.retriever):
+            for rec in run_suite(pending, self.pipeline.ask, checker=self.checker, retriever=self.pipeline.retriever,
+                                 candidates=self.pipeline.settings.rerank_candidates):
                 self.records[rec.id] = rec
         return self.records[golden_id]
 

@@ -5,6 +5,9 @@ A golden file is JSON Lines, one question per line (see ``eval/golden/README.md`
     {"id": "g01", "question": "...", "answerable": true, "answers": ["2021"],
      "evidence": "exact substring of the document", "conversation": null, "turn": 0}
 
+Texts are compared folded (:func:`fold`: SQuAD-style :func:`normalize` after undoing PDF line-end hyphenation,
+``en- abled`` == ``enabled``), so rows written against one text extraction still match the product's chunks.
+
 :func:`load_golden` reads and validates a file, :func:`score_answer` scores one :class:`rag.types.Answer`,
 :func:`run_golden` asks every question through any ``ask(question, history) -> Answer`` callable (follow-ups get the
 pipeline's own earlier answers as chat history) and :func:`format_golden` renders the report.
@@ -14,12 +17,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import statistics
 import string
 import time
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +34,9 @@ from rag.types import Answer
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
 SEEDS_GOLDEN = GOLDEN_DIR / "seeds.jsonl"
 
-EVIDENCE_MIN, EVIDENCE_MAX = 10, 200
+EVIDENCE_MIN = 10
+EVIDENCE_MAX = 200  # what a drafted evidence window aims for (eval.draft); hand-written rows may be longer
+EVIDENCE_LIMIT = 1000  # the longest evidence load_golden accepts
 
 AskFn = Callable[[str, list[dict[str, str]]], Answer]
 
@@ -59,10 +65,49 @@ def normalize(text: str) -> str:
     return " ".join(text.split())
 
 
+# "en- abled": a word split at a line end, as PDF text extraction leaves it (the hyphen, then the line break)
+_HYPHEN_JOIN = re.compile(r"(?<=[^\W\d_])- +(?=[^\W\d_A-Z])")
+_NOT_ALNUM = re.compile(r"[\W_]+")
+
+
+def dehyphenate(text: str) -> str:
+    """Collapse whitespace and join words split at a line end: ``en- abled`` -> ``enabled``.
+
+    Only a hyphen followed by a space, between a letter and a lower-case letter, is removed: ``25-year``,
+    ``well-known`` and ``Diffie- Hellman`` keep theirs (:func:`evidence_in` also matches ``DiffieHellman``).
+    """
+    return _HYPHEN_JOIN.sub("", " ".join(text.split()))
+
+
+def fold(text: str) -> str:
+    """The form every comparison uses: :func:`normalize` after :func:`dehyphenate`."""
+    return normalize(dehyphenate(text))
+
+
 def contains(haystack: str, needle: str) -> bool:
-    """Whether normalised ``needle`` occurs in normalised ``haystack`` on word boundaries (``100`` not in ``1000``)."""
-    n = normalize(needle)
-    return bool(n) and f" {n} " in f" {normalize(haystack)} "
+    """Whether folded ``needle`` occurs in folded ``haystack`` on word boundaries (``100`` not in ``1000``)."""
+    n = fold(needle)
+    return bool(n) and f" {n} " in f" {fold(haystack)} "
+
+
+def _squash(text: str) -> str:
+    return _NOT_ALNUM.sub("", unicodedata.normalize("NFKC", text).lower())
+
+
+def evidence_in(text: str, evidence: str) -> bool:
+    """Whether ``text`` holds the ``evidence`` passage: folded forms (see :func:`fold`), or, failing that, letters and
+    digits only (so ``non-zero`` == ``non- zero`` == ``nonzero``, whichever way a loader joined a split word)."""
+    e = fold(evidence)
+    if e and e in fold(text):
+        return True
+    squashed = _squash(evidence)
+    return bool(squashed) and squashed in _squash(text)
+
+
+def holds_gold(text: str, answers: Sequence[str], evidence: str | None) -> bool:
+    """Whether ``text`` holds the evidence passage or one of the gold answers (see :func:`evidence_in`,
+    :func:`contains`)."""
+    return bool(evidence and evidence_in(text, evidence)) or any(contains(text, a) for a in answers)
 
 
 # --------------------------------------------------------------------------- items
@@ -78,6 +123,8 @@ class GoldenItem:
     turn: int = 0
     expected_sources: tuple[str, ...] = ()
     history: tuple[tuple[str, str], ...] | None = None  # explicit (role, content) turns, instead of a conversation
+    page: int | None = None  # 1-based page of a paged source (PDF) that holds the evidence
+    why: str | None = None  # unanswerable rows: why the documents cannot answer
 
     @property
     def follow_up(self) -> bool:
@@ -89,10 +136,45 @@ class GoldenError(ValueError):
 
 
 _FIELDS = {"id", "question", "answerable", "answers", "evidence", "conversation", "turn", "expected_sources", "history",
-           "review"}
+           "review", "page", "why"}
 
 
-def _item(row: Any, where: str, document_text: str | None) -> GoldenItem:
+def source_name(source: str) -> str:
+    """The file name of a source path (``/x/docs/gcrypt.pdf`` -> ``gcrypt.pdf``); expected_sources match on it."""
+    return os.path.basename(source.replace("\\", "/"))
+
+
+def from_expected_source(source: str, expected: Sequence[str]) -> bool:
+    """Whether ``source`` (a chunk's path) is one of ``expected`` (file names or paths)."""
+    name = source_name(source)
+    return any(source == s or name == source_name(s) for s in expected)
+
+
+def _check_evidence(item: GoldenItem, where: str, document_text: str | None,
+                    documents: Mapping[str, str] | None) -> None:
+    evidence = item.evidence
+    if evidence is None:
+        return
+    if documents is not None:
+        names = {source_name(k): v for k, v in documents.items()}
+        if item.expected_sources:
+            missing = [s for s in item.expected_sources if source_name(s) not in names]
+            if missing:
+                raise GoldenError(f"{where}: expected_sources {missing} are not among the documents "
+                                  f"{sorted(names)}")
+            texts = [names[source_name(s)] for s in item.expected_sources]
+        else:
+            texts = list(names.values())
+        if not any(evidence_in(t, evidence) for t in texts):
+            raise GoldenError(f"{where}: evidence is in none of the documents {sorted(item.expected_sources) or 'given'}"
+                              f" (compared after collapsing whitespace and undoing hyphenation): {evidence!r}")
+    elif document_text is not None and " ".join(evidence.split()) not in " ".join(document_text.split()):
+        raise GoldenError(f"{where}: evidence is not an exact substring of the document (whitespace collapsed): "
+                          f"{evidence!r}")
+
+
+def _item(row: Any, where: str, document_text: str | None,
+          documents: Mapping[str, str] | None = None) -> GoldenItem:
     if not isinstance(row, dict):
         raise GoldenError(f"{where}: expected a JSON object")
     missing, extra = {"id", "question", "answerable"} - row.keys(), row.keys() - _FIELDS
@@ -128,29 +210,40 @@ def _item(row: Any, where: str, document_text: str | None) -> GoldenItem:
             for m in history
         ):
             raise GoldenError(f"{where}: history must be a list of {{role: user|assistant, content: str}}")
+    page, why = row.get("page"), row.get("why")
+    if page is not None and (not isinstance(page, int) or isinstance(page, bool) or page < 1):
+        raise GoldenError(f"{where}: page must be null or a page number >= 1")
+    if why is not None and (not isinstance(why, str) or not why.strip()):
+        raise GoldenError(f"{where}: why must be null or a non-empty string")
     if answerable:
         if not answers:
             raise GoldenError(f"{where}: an answerable question needs at least one answer")
         if evidence is None and sources:
             pass  # corpora without evidence strings: expected_sources say where the answer is
-        elif not isinstance(evidence, str) or not EVIDENCE_MIN <= len(evidence) <= EVIDENCE_MAX:
-            raise GoldenError(f"{where}: evidence must be a string of {EVIDENCE_MIN}-{EVIDENCE_MAX} characters")
-        if document_text is not None and evidence is not None and evidence not in document_text:
-            raise GoldenError(f"{where}: evidence is not an exact substring of the document: {evidence!r}")
+        elif not isinstance(evidence, str) or not EVIDENCE_MIN <= len(evidence) <= EVIDENCE_LIMIT:
+            raise GoldenError(f"{where}: evidence must be a string of {EVIDENCE_MIN}-{EVIDENCE_LIMIT} characters")
     else:
         if answers or evidence is not None:
             raise GoldenError(f"{where}: an unanswerable question has answers [] and evidence null")
-    return GoldenItem(id=id_, question=question, answerable=answerable, answers=tuple(answers), evidence=evidence,
+    item = GoldenItem(id=id_, question=question, answerable=answerable, answers=tuple(answers), evidence=evidence,
                       conversation=conversation, turn=turn, expected_sources=tuple(sources),
-                      history=None if history is None else tuple((m["role"], m["content"]) for m in history))
+                      history=None if history is None else tuple((m["role"], m["content"]) for m in history),
+                      page=page, why=why)
+    _check_evidence(item, where, document_text, documents)
+    return item
 
 
-def load_golden(path: str | Path, document_text: str | None = None) -> list[GoldenItem]:
+def load_golden(path: str | Path, document_text: str | None = None, *,
+                documents: Mapping[str, str] | None = None) -> list[GoldenItem]:
     """Read and validate a golden JSONL file.
 
     Args:
         path: the file.
-        document_text: the source document; when given, every ``evidence`` must be an exact substring of it.
+        document_text: the one source document; when given, every ``evidence`` must be an exact substring of it
+            (whitespace collapsed).
+        documents: a multi-document corpus instead, ``{file name or path: text}``; every ``evidence`` must occur in
+            one of the row's ``expected_sources`` (all documents when it has none), compared with
+            :func:`evidence_in` (whitespace collapsed, hyphenation undone), and every expected source must be there.
 
     Raises:
         GoldenError: a malformed row, a duplicate id, evidence not in the document, or a conversation whose turns are
@@ -169,7 +262,7 @@ def load_golden(path: str | Path, document_text: str | None = None) -> list[Gold
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise GoldenError(f"{where}: not JSON ({exc})") from None
-            item = _item(row, where, document_text)
+            item = _item(row, where, document_text, documents)
             if item.id in seen:
                 raise GoldenError(f"{where}: duplicate id {item.id!r}")
             seen.add(item.id)
@@ -219,15 +312,16 @@ def score_answer(item: GoldenItem, answer: Answer, *, wall_seconds: float | None
     """Score one answer against its golden item.
 
     correct: answerable -> not refused and the answer text (citation markers removed) contains a gold answer,
-    normalised; unanswerable -> refused. cited (answerable only, else None): some citation's quote contains the
-    evidence or a gold answer, normalised. seconds: ``answer.seconds["total"]`` if present, else ``wall_seconds``.
+    normalised; unanswerable -> refused. cited (answerable only, else None): some citation's quote holds the
+    evidence or a gold answer (:func:`holds_gold`). seconds: ``answer.seconds["total"]`` if present, else
+    ``wall_seconds``.
     """
     refused = bool(answer.refused)
     if item.answerable:
         body = strip_citations(answer.text)
         correct = not refused and any(contains(body, a) for a in item.answers)
-        needles = [n for n in (item.evidence, *item.answers) if n]
-        cited: bool | None = not refused and any(contains(c.quote, n) for c in answer.citations for n in needles)
+        cited: bool | None = not refused and any(holds_gold(c.quote, item.answers, item.evidence)
+                                                 for c in answer.citations)
     else:
         correct, cited = refused, None
     return GoldenResult(

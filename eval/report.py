@@ -452,7 +452,10 @@ def suite_report(run_path: str | Path, summary: dict[str, Any], records: Sequenc
     question, answerable, answer, citations, correct, refused, grounded, sentence_scores, seconds``; ``passed``,
     ``why``, ``cited``, ``refusal_reason`` are used when present (eval.suite's SuiteRecord.to_dict() fits). The
     support threshold line comes from ``summary["support_threshold"]`` or ``summary["threshold"]`` when present.
-    Failures are listed first in a section of their own too. Writes the PNGs and ``report.md`` into ``run_path``; returns the report's path."""
+    Failures are listed first in a section of their own too, with the pipeline stage each was lost at (``stage``), then
+    a table of misses per stage (from ``summary["miss_stages"]``, or counted from the records) and, when records
+    name their ``expected_sources``, passed / total per source file. Writes the PNGs and ``report.md`` into
+    ``run_path``; returns the report's path."""
     run_path = Path(run_path)
     latency_png([r.get("seconds") for r in records], run_path / "latency.png",
                 title=f"Answer latency ({len(records)} questions)")
@@ -479,18 +482,67 @@ def suite_report(run_path: str | Path, summary: dict[str, Any], records: Sequenc
             "citations": _citations_cell(r.get("citations")),
             "grounded": None if grounded is None else f"{grounded:.0%}",
             "seconds": f"{r['seconds']:.2f}" if _finite([r.get("seconds")]) else None,
-            "verdict": f"**{verdict}**" if verdict == "fail" else verdict, "why": why,
+            "verdict": f"**{verdict}**" if verdict == "fail" else verdict, "why": why, "stage": r.get("stage"),
         })
     cols = [("id", "id"), ("question", "question"), ("answerable", "answerable"), ("answer", "answer"),
             ("citations", "citations"), ("grounded", "grounded"), ("seconds", "s"), ("verdict", "verdict"),
             ("why", "why")]
+    fail_cols = [c for c in cols if c[0] != "citations"]
+    if any(row["stage"] for row in rows):
+        fail_cols.insert(-1, ("stage", "stage"))
     fails = [row for row in rows if row["verdict"] == "**fail**"]
     counts = {v: sum(1 for row in rows if row["verdict"].strip("*") == v) for v in ("pass", "fail", "n/a")}
     sections = [
         ("Failures", f"{counts['fail']} of {len(rows)} failed." + (
-            "\n\n" + markdown_table(fails, [c for c in cols if c[0] != "citations"], None, answer_chars)
-            if fails else "")),
+            "\n\n" + markdown_table(fails, fail_cols, None, answer_chars) if fails else "")),
+    ]
+    stage_table = _miss_stage_table(summary, records)
+    if stage_table:
+        sections.append(("Misses by stage", stage_table))
+    source_table = _source_table(records)
+    if source_table:
+        sections.append(("By source", source_table))
+    sections += [
         ("Questions", f"{counts['pass']} pass, {counts['fail']} fail, {counts['n/a']} not scored.\n\n"
                       + markdown_table(rows, cols, max_rows, answer_chars) if rows else "_no questions_"),
     ]
     return write_report(run_path, title, summary, sections, images)
+
+
+def _miss_stage_table(summary: dict[str, Any], records: Sequence[dict[str, Any]]) -> str:
+    """Stage | misses | ids | meaning, in pipeline order (eval.suite's STAGES); empty when nothing names a stage."""
+    from eval.suite import STAGE_MEANING, STAGES  # light: eval.suite imports no model
+
+    counts = summary.get("miss_stages")
+    staged = [r for r in records if r.get("stage")]
+    if not isinstance(counts, dict) and not staged:
+        return ""
+    if not isinstance(counts, dict):
+        counts = {st: sum(r.get("stage") == st for r in staged) for st in STAGES}
+    order = [*STAGES, *(st for st in counts if st not in STAGES)]
+    rows = [{"stage": st, "misses": counts.get(st, 0),
+             "ids": ", ".join(str(r.get("id")) for r in staged if r.get("stage") == st),
+             "meaning": STAGE_MEANING.get(st, "")} for st in order]
+    wrong = summary.get("wrong_supported")
+    note = (f"\n\nWrong answers shown as supported (every row, whatever its stage): **{wrong}**"
+            + (f" ({', '.join(summary.get('wrong_supported_ids') or [])})" if summary.get("wrong_supported_ids")
+               else "") + "." if wrong is not None else "")
+    return ("Each miss is put down to the first pipeline stage that lost the answer (eval.suite.miss_stage).\n\n"
+            + markdown_table(rows, [("stage", "stage"), ("misses", "misses"), ("ids", "ids"),
+                                    ("meaning", "meaning")], max_rows=None) + note)
+
+
+def _source_table(records: Sequence[dict[str, Any]]) -> str:
+    """Source | passed | total | failed ids, per expected source file; empty when no record names one."""
+    by: dict[str, dict[str, Any]] = {}
+    for r in records:
+        for name in dict.fromkeys(r.get("expected_sources") or ()):
+            entry = by.setdefault(str(name), {"source": str(name), "passed": 0, "total": 0, "failed": []})
+            entry["total"] += 1
+            if _outcome(r) is True:
+                entry["passed"] += 1
+            else:
+                entry["failed"].append(str(r.get("id")))
+    rows = [{**e, "failed": ", ".join(e["failed"])} for _, e in sorted(by.items())]
+    return markdown_table(rows, [("source", "source"), ("passed", "passed"), ("total", "total"),
+                                 ("failed", "failed ids")], max_rows=None) if rows else ""

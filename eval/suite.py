@@ -9,9 +9,12 @@ Per question (``SuiteRecord``):
   quoted verbatim from a cited passage, or when the support checker (``rag.support``) accepts it against the cited
   passages. **citation precision**: the share of (sentence, citation) pairs where that one passage supports the
   sentence. **citation recall**: of the sentences some passage of the answer supports, the share that carry a citation.
-- **retrieval**: the standalone question is searched again (top ``k``); a hit is a chunk from one of
-  ``expected_sources`` or, without them, a chunk that holds the ``evidence`` string; **hit@k** and the reciprocal rank.
+- **retrieval**: the standalone question is searched again, once, as deep as the pipeline searches
+  (``rerank_candidates``) or ``k`` if deeper. Answerable rows only: a hit is a chunk from one of ``expected_sources``
+  or, without them, a chunk that holds the ``evidence``; **hit@k** and the reciprocal rank over the first ``k``.
 - **passed**: answerable -> correct, cited and every shown sentence supported; unanswerable -> refused.
+- **stage** (misses only): the pipeline stage that lost the answer, see :func:`miss_stage`; **wrong_supported**: a
+  wrong answer shown as supported (see :func:`shown_supported`), on every row.
 """
 
 from __future__ import annotations
@@ -20,13 +23,36 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
-from eval.golden import GoldenItem, normalize, percentile_inclusive, score_answer
+from eval.golden import (
+    GoldenItem,
+    contains,
+    evidence_in,
+    from_expected_source,
+    normalize,
+    percentile_inclusive,
+    score_answer,
+    source_name,
+)
 from eval.qa import f1 as token_f1
 from rag.pipeline import strip_citations
-from rag.types import Answer
+from rag.types import Answer, Hit
+
+# The stages a miss is put down to, in pipeline order (miss_stage checks them in this order).
+STAGES = ("retrieval", "evidence", "gate", "not_found", "wrong_span", "verification", "citation",
+          "wrong_answer_passed")
+STAGE_MEANING = {
+    "retrieval": "no gold answer or evidence in the chunks retrieval returned",
+    "evidence": "retrieved, but not in the evidence passages shown to the answerer",
+    "gate": "refused before the LLM (no_evidence) although the evidence held a gold answer",
+    "not_found": "the LLM said NOT FOUND although the evidence held a gold answer",
+    "wrong_span": "answered from evidence that held a gold answer, with none of them",
+    "verification": "the LLM's answer was dropped by verification (not_supported, fallback, or a dropped sentence "
+                    "held the gold answer) and the shown answer is wrong",
+    "citation": "correct answer, but no citation holds the evidence or a sentence is unsupported",
+    "wrong_answer_passed": "a wrong answer shown as supported (unanswerable question answered)",
+}
 
 
 @dataclass
@@ -53,6 +79,10 @@ class SuiteRecord:
     passed: bool
     why: str
     stages: dict[str, float] = field(default_factory=dict)
+    stage: str | None = None
+    wrong_supported: bool = False
+    signals: dict[str, float] = field(default_factory=dict)
+    expected_sources: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -106,23 +136,92 @@ def _sentence_checks(answer: Answer, judge: Judge) -> tuple[float | None, list[f
             (supported_cited / supported_any) if supported_any else None)
 
 
-def _retrieval(item: GoldenItem, query: str, retriever: Any, k: int) -> tuple[bool | None, float | None]:
-    if not item.expected_sources and not item.evidence:
+def _retrieval(item: GoldenItem, hits: Sequence[Hit], k: int) -> tuple[bool | None, float | None]:
+    """hit@k and the reciprocal rank over the first ``k`` of ``hits`` (answerable rows with sources or evidence)."""
+    if not item.answerable or (not item.expected_sources and not item.evidence):
         return None, None
-    hits = retriever.search(query, k=k)
-    wanted = {s for s in item.expected_sources} | {Path(s).name for s in item.expected_sources}
-    evidence = normalize(item.evidence) if item.evidence else None
-    for rank, hit in enumerate(hits, start=1):
-        src = hit.chunk.source
-        if (wanted and (src in wanted or Path(src).name in wanted)) or (
-            not wanted and evidence and evidence in normalize(hit.chunk.text)
+    for rank, hit in enumerate(hits[:k], start=1):
+        if (item.expected_sources and from_expected_source(hit.chunk.source, item.expected_sources)) or (
+            not item.expected_sources and item.evidence and evidence_in(hit.chunk.text, item.evidence)
         ):
             return True, 1.0 / rank
     return False, 0.0
 
 
-def score_item(item: GoldenItem, answer: Answer, *, judge: Judge, retriever: Any | None, k: int,
-               wall_seconds: float | None = None) -> SuiteRecord:
+def _holds_gold(item: GoldenItem, text: str, source: str) -> bool:
+    """Whether a chunk or passage holds the evidence, or a gold answer in one of the expected sources (a bare
+    number such as ``128 bits`` in another document is not the answer)."""
+    if item.evidence and evidence_in(text, item.evidence):
+        return True
+    if item.expected_sources and not from_expected_source(source, item.expected_sources):
+        return False
+    return any(contains(text, a) for a in item.answers)
+
+
+def shown_supported(answer: Answer) -> bool:
+    """Whether the answer is shown as supported: not refused, and it has sentences, every one marked supported."""
+    return not answer.refused and bool(answer.sentences) and all(s.supported for s in answer.sentences)
+
+
+def is_wrong_supported(item: GoldenItem, answer: Answer) -> bool:
+    """A wrong answer shown as supported: an unanswerable question answered, or an answerable one answered without
+    any gold answer, and :func:`shown_supported`."""
+    if not shown_supported(answer):
+        return False
+    return not item.answerable or not any(contains(strip_citations(answer.text), a) for a in item.answers)
+
+
+def miss_stage(item: GoldenItem, answer: Answer, retrieved: Sequence[Hit] | None, *, passed: bool) -> str | None:
+    """The pipeline stage that lost a missed question, or None when it passed.
+
+    "Gold" is the evidence passage or a gold answer (a gold answer counts only in a chunk or passage from one of the
+    row's ``expected_sources``, when it has them). The first rule that matches wins, earliest stage first:
+
+    Answerable rows:
+
+    1. ``retrieval``: no retrieved chunk (``retrieved``: the pipeline-deep search for the standalone question) holds
+       gold. Skipped when ``retrieved`` is None (no retriever).
+    2. ``evidence``: no passage in ``answer.evidence`` (what the answerer was shown) holds gold.
+    3. ``gate``: refused with ``no_evidence`` (the answerability decision, before any LLM call).
+    4. ``not_found``: refused with ``not_found`` (the LLM said NOT FOUND).
+    5. ``wrong_span``: answered (not refused, not ``fallback``) without any gold answer in the shown text, and no
+       dropped sentence held one either (the model never wrote it).
+    6. ``verification``: refused with ``not_supported``, or ``fallback``, or a dropped sentence held a gold answer,
+       and the shown text has no gold answer.
+    7. ``citation``: the rest: a correct text, but no citation holds gold or a shown sentence is unsupported.
+
+    Unanswerable rows (a miss is an answer where a refusal was due): ``verification`` when ``fallback`` (the LLM's
+    answer was dropped and the extractive fallback answered), else ``wrong_answer_passed``.
+
+    Because the evidence check comes first, an answerable row answered wrongly is ``wrong_span`` (or
+    ``verification``), never ``wrong_answer_passed``; :func:`is_wrong_supported` counts those on every row.
+    """
+    if passed:
+        return None
+    if not item.answerable:
+        return "verification" if answer.fallback else "wrong_answer_passed"
+    if retrieved is not None and not any(_holds_gold(item, h.chunk.text, h.chunk.source) for h in retrieved):
+        return "retrieval"
+    if not any(_holds_gold(item, p.text, p.source) for p in answer.evidence):
+        return "evidence"
+    if answer.refused:
+        if answer.refusal_reason == "not_found":
+            return "not_found"
+        if answer.refusal_reason == "not_supported":
+            return "verification"
+        return "gate"
+    correct = any(contains(strip_citations(answer.text), a) for a in item.answers)
+    dropped_gold = any(contains(strip_citations(s.text), a) for s in answer.dropped for a in item.answers)
+    if not correct:
+        return "verification" if answer.fallback or dropped_gold else "wrong_span"
+    return "citation"
+
+
+def score_item(item: GoldenItem, answer: Answer, *, judge: Judge, hits: Sequence[Hit] | None, k: int,
+               candidates: int | None = None, wall_seconds: float | None = None) -> SuiteRecord:
+    """Score one answer. ``hits``: the suite's own search for the standalone question (None without a retriever),
+    at least ``max(k, candidates)`` deep; hit@k reads the first ``k``, :func:`miss_stage` the first ``candidates``
+    (default ``k``)."""
     base = score_answer(item, answer, wall_seconds=wall_seconds)
     grounded, scores, precision, recall = (None, [], None, None)
     f1 = None
@@ -130,7 +229,7 @@ def score_item(item: GoldenItem, answer: Answer, *, judge: Judge, retriever: Any
         grounded, scores, precision, recall = _sentence_checks(answer, judge)
     if item.answerable:
         f1 = 0.0 if answer.refused else round(token_f1(strip_citations(answer.text), list(item.answers)), 4)
-    hit, rr = _retrieval(item, answer.standalone_question, retriever, k) if retriever is not None else (None, None)
+    hit, rr = _retrieval(item, hits, k) if hits is not None else (None, None)
     if item.answerable:
         reasons = []
         if answer.refused:
@@ -146,6 +245,7 @@ def score_item(item: GoldenItem, answer: Answer, *, judge: Judge, retriever: Any
     else:
         passed = answer.refused
         reasons = [] if passed else ["answered an unanswerable question"]
+    retrieved = None if hits is None else list(hits[: candidates or k])
     return SuiteRecord(
         id=item.id, question=item.question, standalone_question=answer.standalone_question,
         answerable=item.answerable, follow_up=item.follow_up, answer=answer.text, refused=answer.refused,
@@ -156,7 +256,9 @@ def score_item(item: GoldenItem, answer: Answer, *, judge: Judge, retriever: Any
         sentence_scores=scores, citation_precision=None if precision is None else round(precision, 4),
         citation_recall=None if recall is None else round(recall, 4), retrieval_hit=hit,
         reciprocal_rank=None if rr is None else round(rr, 4), seconds=round(base.seconds, 3), passed=passed,
-        why="; ".join(reasons) or "ok", stages=dict(answer.seconds),
+        why="; ".join(reasons) or "ok", stages=dict(answer.seconds), signals=dict(answer.signals),
+        stage=miss_stage(item, answer, retrieved, passed=passed), wrong_supported=is_wrong_supported(item, answer),
+        expected_sources=[source_name(s) for s in item.expected_sources],
     )
 
 
@@ -164,10 +266,18 @@ AskFn = Callable[[str, list[dict[str, str]]], Answer]
 
 
 def run_suite(items: Sequence[GoldenItem], ask: AskFn, *, checker: Any, retriever: Any | None = None, k: int = 6,
+              candidates: int | None = None,
               on_record: Callable[[SuiteRecord], None] | None = None) -> list[SuiteRecord]:
     """Ask every item in file order (follow-ups get their conversation's earlier turns, with the pipeline's own
-    answers, or the item's explicit ``history``) and score it."""
+    answers, or the item's explicit ``history``) and score it.
+
+    ``retriever`` (optional) searches the standalone question of each answerable item once, ``max(k, candidates)``
+    deep, for hit@k and for the miss stage. ``candidates``: how deep the pipeline searches
+    (``settings.rerank_candidates``); default the retriever's ``settings.rerank_candidates``, else ``k``.
+    """
     judge = Judge(checker)
+    if candidates is None:
+        candidates = getattr(getattr(retriever, "settings", None), "rerank_candidates", None) or k
     histories: dict[str, list[dict[str, str]]] = {}
     records: list[SuiteRecord] = []
     for item in items:
@@ -182,7 +292,10 @@ def run_suite(items: Sequence[GoldenItem], ask: AskFn, *, checker: Any, retrieve
         t = time.perf_counter()
         answer = ask(item.question, history)
         wall = time.perf_counter() - t
-        record = score_item(item, answer, judge=judge, retriever=retriever, k=k, wall_seconds=wall)
+        hits = None  # searched for answerable rows only: hit@k and the miss stage need nothing for the others
+        if retriever is not None and item.answerable:
+            hits = retriever.search(answer.standalone_question, k=max(k, candidates))
+        record = score_item(item, answer, judge=judge, hits=hits, k=k, candidates=candidates, wall_seconds=wall)
         records.append(record)
         if item.conversation is not None:
             histories[item.conversation] += [{"role": "user", "content": item.question},
@@ -202,16 +315,31 @@ def _pct(values: Sequence[float], q: int) -> float | None:
     return None if math.isnan(value) else round(value, 3)
 
 
+def _by_source(records: Sequence[SuiteRecord]) -> dict[str, dict[str, int]]:
+    """passed / total per expected source file (a row with several sources counts under each)."""
+    out: dict[str, dict[str, int]] = {}
+    for r in records:
+        for name in dict.fromkeys(r.expected_sources):
+            entry = out.setdefault(name, {"passed": 0, "total": 0})
+            entry["total"] += 1
+            entry["passed"] += r.passed
+    return dict(sorted(out.items()))
+
+
 def summarize_suite(records: Sequence[SuiteRecord]) -> dict[str, Any]:
     answerable = [r for r in records if r.answerable]
     unanswerable = [r for r in records if not r.answerable]
     answered = [r for r in records if not r.refused]
     hits = [r.retrieval_hit for r in records if r.retrieval_hit is not None]
+    misses = [r for r in records if not r.passed]
     return {
         "questions": len(records),
         "passed": sum(r.passed for r in records),
         "pass_rate": round(sum(r.passed for r in records) / len(records), 4) if records else None,
-        "failed_ids": [r.id for r in records if not r.passed],
+        "failed_ids": [r.id for r in misses],
+        "miss_stages": {stage: sum(r.stage == stage for r in misses) for stage in STAGES},
+        "wrong_supported": sum(r.wrong_supported for r in records),
+        "wrong_supported_ids": [r.id for r in records if r.wrong_supported],
         "answerable": len(answerable),
         "correct": sum(r.correct for r in answerable),
         "accuracy": round(sum(r.correct for r in answerable) / len(answerable), 4) if answerable else None,
@@ -229,6 +357,7 @@ def summarize_suite(records: Sequence[SuiteRecord]) -> dict[str, Any]:
         "p50_seconds": _pct([r.seconds for r in records], 50),
         "p95_seconds": _pct([r.seconds for r in records], 95),
         "total_seconds": round(sum(r.seconds for r in records), 1),
+        "by_source": _by_source(records),
     }
 
 
@@ -236,7 +365,8 @@ def format_record(r: SuiteRecord) -> str:
     verdict = "pass" if r.passed else "FAIL"
     answer = " ".join(r.answer.split())
     answer = answer if len(answer) <= 70 else answer[:69] + "\u2026"
-    return f"{verdict} {r.id:<8} {r.seconds:6.2f}s  {r.why:<40} {answer}"
+    stage = f"[{r.stage}]" if r.stage else ""
+    return f"{verdict} {r.id:<8} {r.seconds:6.2f}s  {stage:<21} {r.why:<40} {answer}"
 
 
 def format_summary(s: dict[str, Any]) -> str:
@@ -246,7 +376,7 @@ def format_summary(s: dict[str, Any]) -> str:
             return "n/a"
         return f"{100 * x:.1f}%" if pct else f"{x}"
 
-    return "\n".join([
+    lines = [
         f"passed {s['passed']}/{s['questions']} ({v('pass_rate', True)})",
         (f"answerable: correct {s['correct']}/{s['answerable']} ({v('accuracy', True)}), F1 {v('f1')}, "
          f"cited {v('cited_rate', True)}, false refusals {s['false_refusals']}"),
@@ -255,4 +385,15 @@ def format_summary(s: dict[str, Any]) -> str:
          f"citation recall {v('citation_recall', True)}"),
         f"retrieval hit@k {v('hit_at_k', True)}, MRR {v('mrr')}",
         f"seconds per question p50 {v('p50_seconds')}, p95 {v('p95_seconds')}, total {v('total_seconds')}",
-    ] + ([f"failed: {', '.join(s['failed_ids'])}"] if s["failed_ids"] else []))
+    ]
+    wrong_ids = s.get("wrong_supported_ids") or []
+    lines.append(f"wrong answers shown as supported: {s.get('wrong_supported', 0)}"
+                 + (f" ({', '.join(wrong_ids)})" if wrong_ids else ""))
+    stages = {k: n for k, n in (s.get("miss_stages") or {}).items() if n}
+    if stages:
+        lines.append("misses by stage: " + ", ".join(f"{k} {n}" for k, n in stages.items()))
+    if s.get("by_source"):
+        lines.append("by source: " + ", ".join(f"{k} {e['passed']}/{e['total']}" for k, e in s["by_source"].items()))
+    if s["failed_ids"]:
+        lines.append(f"failed: {', '.join(s['failed_ids'])}")
+    return "\n".join(lines)

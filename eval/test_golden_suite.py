@@ -5,7 +5,8 @@ from __future__ import annotations
 
 def test_golden_question(golden_id: str, suite) -> None:  # type: ignore[no-untyped-def]
     r = suite.record(golden_id)
-    shown = f"question {r.question!r} -> {r.answer!r} (citations: {[c['quote'][:60] for c in r.citations]})"
+    shown = (f"question {r.question!r} -> {r.answer!r} (citations: {[c['quote'][:60] for c in r.citations]}; "
+             f"lost at: {r.stage})")
     if r.answerable:
         assert not r.refused, f"refused ({r.refusal_reason}): {shown}"
         assert r.correct, f"no gold answer in the answer: {shown}"

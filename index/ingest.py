@@ -46,9 +46,16 @@ def tqdm_progress(total: int) -> Progress:
 
 
 def embedding_text(chunk: Chunk, with_title: bool) -> str:
-    """What gets embedded for a chunk (the same text BM25 indexes)."""
-    if with_title and chunk.title and not chunk.text.startswith(chunk.title):
-        return f"{chunk.title}\n{chunk.text}"
+    """What gets embedded for a chunk (the same text BM25 indexes).
+
+    With ``with_title``, the chunk is prefixed with where it sits: "title > section path" when it has a section
+    (the path's first heading is left out when it repeats the title), else the title alone.
+    """
+    if not with_title:
+        return chunk.text
+    head = chunk.heading
+    if head and not chunk.text.startswith(head):
+        return f"{head}\n{chunk.text}"
     return chunk.text
 
 

@@ -1,7 +1,8 @@
 """The manifest: what is indexed, in SQLite beside the vector store.
 
 It records, per file, the cheap facts used to skip unchanged files; per document, its content hash; and
-per chunk, its text and offsets (so BM25 and citations never depend on the vector store's copy). A
+per chunk, its text, offsets, page and section (so BM25 and citations never depend on the vector store's copy).
+A manifest written before chunks had sections gets the ``section`` column on open (NULL for old rows). A
 document row is written only after its vectors are stored, in one transaction with its chunk rows, so a
 crash leaves the previous state, never a half one.
 """
@@ -28,19 +29,30 @@ CREATE INDEX IF NOT EXISTS documents_source ON documents(source);
 CREATE TABLE IF NOT EXISTS chunks (
     chunk_id TEXT PRIMARY KEY, doc_id TEXT NOT NULL, ordinal INTEGER NOT NULL, text TEXT NOT NULL,
     start INTEGER NOT NULL, "end" INTEGER NOT NULL, page INTEGER, source TEXT NOT NULL, title TEXT NOT NULL,
-    external_id TEXT
+    external_id TEXT, section TEXT
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
-_CHUNK_COLUMNS = 'chunk_id, doc_id, ordinal, text, start, "end", page, source, title, external_id'
+_CHUNK_COLUMNS = 'chunk_id, doc_id, ordinal, text, start, "end", page, source, title, external_id, section'
 
 
 def _chunk(r: tuple) -> Chunk:
     return Chunk(id=r[0], doc_id=r[1], ordinal=r[2], text=r[3], start=r[4], end=r[5], page=r[6], source=r[7],
-                 title=r[8], external_id=r[9])
+                 title=r[8], external_id=r[9], section=r[10])
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a manifest written by an older version up to this schema (adds ``chunks.section``)."""
+    columns = {r[1] for r in db.execute("PRAGMA table_info(chunks)")}
+    if "section" not in columns:
+        try:
+            db.execute("ALTER TABLE chunks ADD COLUMN section TEXT")
+        except sqlite3.OperationalError as exc:  # another process added it first
+            if "duplicate column" not in str(exc):
+                raise
 
 
 @dataclass(frozen=True)
@@ -81,6 +93,7 @@ class Manifest:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        _migrate(self._db)
 
     def close(self) -> None:
         self._db.close()
@@ -146,10 +159,9 @@ class Manifest:
             for doc, chunks in docs:
                 self._db.execute("DELETE FROM chunks WHERE doc_id=?", (doc.id,))
                 self._db.executemany(
-                    'INSERT INTO chunks(chunk_id, doc_id, ordinal, text, start, "end", page, source, title, external_id) '
-                    "VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    [(c.id, c.doc_id, c.ordinal, c.text, c.start, c.end, c.page, c.source, c.title, c.external_id)
-                     for c in chunks],
+                    f"INSERT INTO chunks({_CHUNK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    [(c.id, c.doc_id, c.ordinal, c.text, c.start, c.end, c.page, c.source, c.title, c.external_id,
+                      c.section) for c in chunks],
                 )
                 self._db.execute(
                     "INSERT OR REPLACE INTO documents(doc_id, source, external_id, title, content_hash, n_chunks, chars, indexed_at) "

@@ -126,4 +126,6 @@ def _metadata(c: Chunk) -> dict[str, str | int]:
         meta["page"] = c.page
     if c.external_id is not None:
         meta["external_id"] = c.external_id
+    if c.section is not None:
+        meta["section"] = c.section
     return meta

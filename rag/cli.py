@@ -450,13 +450,16 @@ def eval_suite_cmd(
                                                 "folder); indexed into an index of its own", exists=True)] = None,
     mode: AnswerModeOpt = None,
     k: Annotated[int, typer.Option("-k", help="retrieval depth for hit@k and MRR", min=1)] = 6,
+    limit: Annotated[int, typer.Option(help="ask only the first N questions (0: all)", min=0)] = 0,
     baseline: BaselineOpt = None,
     no_baseline: NoBaselineOpt = False,
     runs_dir: RunsDirOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """The golden set through the real pipeline: pass/fail per question, correctness, groundedness, citation
-    precision and recall, refusals, retrieval hit@k and MRR, latency. Writes a run folder with a report."""
+    precision and recall, refusals, retrieval hit@k and MRR, latency, and for each miss the pipeline stage that lost
+    it (retrieval, evidence, gate, not_found, wrong_span, verification, citation, wrong_answer_passed). Writes a run
+    folder with a report."""
     import hashlib
 
     from eval.golden import SEEDS_GOLDEN, GoldenError, load_golden
@@ -475,19 +478,21 @@ def eval_suite_cmd(
         items = load_golden(golden)
     except GoldenError as exc:
         raise RagError(str(exc), hint="see eval/golden/README.md for the format") from None
+    if limit:
+        items = items[:limit]
     report = ingest([corpus], settings, index_name=index_name, progress=_progress)
     typer.echo(f"{golden.name}: {len(items)} questions on {corpus} ({report.documents_total} documents)", err=True)
     pipe = Pipeline(settings, index_name=index_name, mode=_check_answer_mode(mode))  # type: ignore[arg-type]
     pipe.warm_up()
     checker = _shared_checker()
     records = run_suite(items, pipe.ask, checker=checker, retriever=pipe.retriever, k=k,
-                        on_record=lambda r: typer.echo(format_record(r)))
+                        candidates=pipe.settings.rerank_candidates, on_record=lambda r: typer.echo(format_record(r)))
     summary = {**summarize_suite(records), "mode": pipe.mode, "golden": str(golden), "corpus": str(corpus),
-               "model": pipe.model_name}
+               "model": pipe.model_name, "limit": limit or None}
     rows = [r.to_dict() for r in records]
     typer.echo(format_summary(summary))
     _finish_run("suite", summary, rows, lambda path: suite_report(path, summary, rows), runs_dir=runs_dir,
-                baseline=baseline, skip_baseline=no_baseline, json_out=json_out)
+                baseline=baseline, skip_baseline=no_baseline or bool(limit), json_out=json_out)
 
 
 @app.command("run")

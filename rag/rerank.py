@@ -217,8 +217,9 @@ class CrossEncoderReranker:
 
 
 def _passage_text(hit: Hit) -> str:
-    """The text the cross-encoder sees: the title (when not already leading the text) and the chunk text."""
-    title, text = hit.chunk.title.strip(), hit.chunk.text
-    if title and not text.lstrip().startswith(title):
-        return f"{title}\n{text}"
+    """The text the cross-encoder sees: the title and section path (when not already leading the text) and the
+    chunk text."""
+    heading, text = hit.chunk.heading, hit.chunk.text
+    if heading and not text.lstrip().startswith(heading):
+        return f"{heading}\n{text}"
     return text

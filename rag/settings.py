@@ -63,21 +63,32 @@ class Settings(BaseSettings):
     answer_mode: AnswerMode = Field(
         "local", description="local (llama.cpp) | hosted (OpenAI-compatible endpoint) | extractive (no LLM)"
     )
-    rerank_candidates: int = Field(6, gt=0, le=200, description="hybrid hits scored by the cross-encoder")
-    evidence_chunks: int = Field(2, gt=0, le=20, description="best reranked chunks whose sentences are scored")
-    evidence_sentences: int = Field(4, gt=0, le=20, description="best sentences shown to the LLM as numbered evidence")
-    gate_threshold: float = Field(
-        0.956, ge=0, le=1,
-        description="evidence gate in the LLM modes: refuse without calling the LLM when the best evidence sentence "
-        "scores below this (sigmoid of the cross-encoder logit). Calibrated 2026-11-28 on 160 questions of SQuAD 2.0 "
-        "dev (../shared/data/squad2, seed 1, disjoint from the reported sample) with the local Qwen 1.5B: "
-        "`python -m bench.calibrate_gate --mode local --limit 160 --seed 1` (AUROC 0.751, bacc 0.713)",
+    rerank_candidates: int = Field(12, gt=0, le=200, description="hybrid hits scored by the cross-encoder")
+    evidence_chunks: int = Field(6, gt=0, le=20, description="best reranked chunks whose sentences are scored")
+    evidence_sentences: int = Field(6, gt=0, le=20, description="best sentences shown to the LLM as numbered evidence")
+    gate_threshold: float | None = Field(
+        None, ge=0, le=1,
+        description="answerability threshold in the LLM modes: refuse without calling the LLM when P(answerable) "
+        "(rag/answerability.py) is below it. Unset: the calibrated value stored in rag/answerability.json",
     )
-    extractive_gate_threshold: float = Field(
-        0.998, ge=0, le=1,
-        description="the same gate in extractive mode, where it is the only refusal signal. Calibrated 2026-11-28 on "
-        "400 questions of SQuAD 2.0 dev (seed 1): `python -m bench.calibrate_gate --mode extractive --limit 400 "
-        "--seed 1` (AUROC 0.720, bacc 0.675)",
+    extractive_gate_threshold: float | None = Field(
+        None, ge=0, le=1,
+        description="the same in extractive mode, where it is the only refusal signal. Unset: the calibrated value",
+    )
+    answer_spans: bool = Field(
+        True,
+        description="local LLM: constrain the reply to a verbatim span of the evidence (or NOT FOUND) with a "
+        "grammar built from the evidence",
+    )
+    llm_check: bool = Field(
+        True,
+        description="local mode: after verification, ask the LLM whether the cited passage states the answer as the "
+        "answer to the question (one short yes/no step on the cached prompt); an answer it rejects is dropped",
+    )
+    relevance_floor: float | None = Field(
+        None,
+        description="question-aware verification: an answer is shown only when the evidence sentence it comes "
+        "from scores at least this cross-encoder logit against the question. Unset: the calibrated value",
     )
     max_question_chars: int = Field(2000, gt=0, le=100_000, description="longer questions are rejected (400)")
     llm_model: str = Field(
@@ -137,7 +148,7 @@ class Settings(BaseSettings):
     def index_fingerprint(self) -> str:
         """Hash of everything that changes stored vectors or chunk boundaries."""
         keys = self.model_dump(include={"embed_model", "chunk_size", "chunk_overlap", "embed_title"})
-        keys["chunker"] = "llama-index-sentence-splitter-v1"
+        keys["chunker"] = "llama-index-sentence-splitter-v2-structured-text-sections"
         return hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:10]
 
     def collection_name(self, index_name: str | None = None) -> str:

@@ -1,28 +1,32 @@
 """Is a claim supported by a premise? One function for the whole product: :func:`check`.
 
 No NLI model is available offline, so support is estimated from signals that run here, combined
-by a small logistic regression whose weights live in ``rag/support_calibration.json`` (fitted by
-``python -m bench.support_checker --calibrate``, grouped cross-validation on HaluEval QA):
+by a small monotone logistic regression whose weights live in ``rag/support_calibration.json``
+(fitted by ``python -m bench.support_checker --calibrate`` on HaluEval QA and WiCE together, with
+grouped cross-validation). A long premise contains most of a claim's words somewhere, so most
+signals look at the claim's *local* evidence, the few premise sentences that cover it best:
 
-* cross-encoder relevance (ms-marco MiniLM-L-12, :mod:`rag.rerank`) of the claim, and of
-  question + claim, against the whole premise and against its best-matching sentences, and how much
-  adding the claim to the question raises or lowers the question's relevance (``ce_gain``);
-* embedding similarity (all-MiniLM-L6-v2) of the claim to its closest premise sentence;
-* lexical containment: share of the claim's content words (Porter stems; light words such as
-  "located" ignored) found in the premise, overall and for the words the claim adds to the
-  question (its "answer" part); an ordinary word missing from the premise earns partial credit
-  when a premise word is close in embedding space ("height" for "tall"), names and numbers never;
-* consistency of numbers and capitalised names: a number or name in the claim that the premise
-  never mentions is strong evidence of non-support;
-* negation mismatch between the claim and its best-matching premise sentence.
+* lexical coverage: share of the claim's content words (Porter stems; light words such as
+  "located" ignored) found in the whole premise (``lex_contain``), in the best window of up to
+  three sentences (``lex_local``), and for its weakest part (``lex_part_min``: the claim is cut
+  into clauses, each must be covered by one or two adjacent sentences). An ordinary word missing
+  from a sentence earns partial credit when a word there is close in embedding space ("height"
+  for "tall"); names and numbers never do;
+* numbers and capitalised names of the claim that the premise, or the claim's window, never
+  mentions (strong evidence of non-support), and negation mismatch with the best sentence;
+* cross-encoder relevance (ms-marco MiniLM-L-12, :mod:`rag.rerank`) of the claim against its
+  window, and of each clause against the sentences around its best match (the weakest counts);
+* with a question (the product's case: the claim answers it), question-aware signals: coverage of
+  the answer's own words (those the claim adds to the question), of each clause by one sentence,
+  of the question's words by the premise, and the cross-encoder relevance of the question to the
+  claim's window, with and without the claim (``q_*``). An answer copied from a passage that does
+  not answer what was asked scores low on these. Without a question they are None and contribute
+  nothing; ``question_given`` lets the fit hold answers to a stricter standard than free-standing
+  sentences (HaluEval's supported answers are quoted spans; WiCE's supported claims paraphrase).
 
 Each weight is constrained to its natural direction (:data:`FEATURE_SIGNS`); claim length is
 deliberately *not* a feature (on HaluEval it predicts the label by itself). The fit gives zero
-weight to features that only carry length there, and :meth:`SupportChecker.check` skips the
-cross-encoder calls for those.
-
-The checker is strict: the calibration data's supported answers are copied spans, so a claim
-whose content words are mostly absent from the premise (heavy rewording) scores low.
+weight to some features; :meth:`SupportChecker.check` skips the cross-encoder calls of those.
 
 Example:
     >>> s = check("The tower is 330 metres tall.", "The tower is 450 metres tall.")
@@ -47,6 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rag.errors import ModelUnavailableError
 from rag.rerank import CrossEncoderReranker
+from rag.text import split_sentences
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +59,7 @@ __all__ = [
     "CALIBRATION_PATH",
     "FEATURE_NAMES",
     "FEATURE_SIGNS",
+    "QUESTION_FEATURES",
     "SupportChecker",
     "SupportFeatures",
     "SupportScore",
@@ -65,33 +71,49 @@ __all__ = [
 CALIBRATION_PATH = Path(__file__).with_name("support_calibration.json")
 
 FEATURE_NAMES: tuple[str, ...] = (
-    "ce_claim",
-    "ce_qa",
-    "ce_sent",
-    "ce_qa_sent",
-    "ce_gain",
-    "emb_sent",
-    "emb_qa_sent",
     "lex_contain",
-    "lex_answer_contain",
+    "lex_local",
+    "lex_part_min",
     "num_missing",
     "name_missing",
+    "num_missing_local",
+    "name_missing_local",
     "negation_mismatch",
+    "emb_sent",
+    "ce_window",
+    "ce_part_min",
+    "q_answer_contain",
+    "q_part_min",
+    "q_cover",
+    "q_ce_window",
+    "q_ce_gain",
+    "question_given",
 )
 """Numeric features fed to the combiner, in the order of the stored weights."""
+
+QUESTION_FEATURES: frozenset[str] = frozenset(n for n in FEATURE_NAMES if n.startswith("q_"))
+"""Features that exist only when a question is given (None otherwise: they then contribute nothing)."""
+
+CE_FEATURES: frozenset[str] = frozenset({"ce_window", "ce_part_min", "q_ce_window", "q_ce_gain"})
+"""Features that cost cross-encoder calls (skipped by :meth:`SupportChecker.check` when weighted zero)."""
 
 FEATURE_SIGNS: dict[str, int] = {name: 1 for name in FEATURE_NAMES} | {
     "num_missing": -1,
     "name_missing": -1,
+    "num_missing_local": -1,
+    "name_missing_local": -1,
     "negation_mismatch": -1,
+    "question_given": -1,
 }
 """Direction each weight is constrained to when fitting: +1 = evidence for support, -1 = against.
 
 Without the constraint the fit learns length through the back door on HaluEval (longer claims score
 higher on relevance there, and are mostly unsupported), i.e. "more relevant means less supported".
+``question_given`` (1 with a question) may only make the check stricter: an answer to a question is held to
+the standard of a quoted span, a free-standing sentence is allowed to paraphrase its sources.
 """
 
-_TOP_SENTENCES = 2  # premise sentences (closest by embedding) that the cross-encoder also scores
+_WINDOW = 3  # premise sentences in a claim's window (chosen greedily to cover its words)
 _CE_CLIP = 12.0  # cross-encoder logits are clipped to +-this before combining
 _VECTOR_CACHE_SIZE = 20_000  # cached sentence / word embeddings (384 floats each, about 30 MB in all)
 
@@ -108,25 +130,40 @@ class SupportFeatures(_Frozen):
 
     Cross-encoder features the stored combiner gives zero weight are not computed by
     :meth:`SupportChecker.check` (they stay None); :meth:`SupportChecker.features_many` computes all.
+    The ``q_*`` features are None without a question.
     """
 
-    ce_claim: float | None = Field(None, description="cross-encoder logit: claim vs whole premise")
-    ce_qa: float | None = Field(None, description="cross-encoder logit: question + claim vs whole premise (= ce_claim without a question)")
-    ce_sent: float | None = Field(None, description="max cross-encoder logit: claim vs its best-matching premise sentences")
-    ce_qa_sent: float | None = Field(None, description="max cross-encoder logit: question + claim vs best-matching premise sentences")
-    ce_gain: float | None = Field(None, description="ce_qa minus the logit of the question alone (0 without a question)")
-    emb_sent: float = Field(description="max cosine similarity: claim vs premise sentences")
-    emb_qa_sent: float = Field(description="max cosine similarity: question + claim vs premise sentences")
     lex_contain: float = Field(description="share of the claim's content-word stems found in the premise")
-    lex_answer_contain: float = Field(
-        description="the same, for the content words the claim adds to the question (1.0 if it adds none)"
+    lex_local: float = Field(description="the same, in the claim's window (up to 3 sentences chosen to cover it)")
+    lex_part_min: float = Field(
+        description="weakest clause of the claim: its words' coverage by its best 1-2 adjacent sentences"
     )
     num_missing: float = Field(description="share of the claim's numbers absent from the premise (0 if none)")
-    name_missing: float = Field(description="share of the claim's capitalised names absent from the premise (0 if none)")
+    name_missing: float = Field(description="1.0 if any of the claim's capitalised names is absent from the premise")
+    num_missing_local: float = Field(description="share of the claim's numbers absent from its window (0 if none)")
+    name_missing_local: float = Field(description="1.0 if any of the claim's names is absent from its window")
     negation_mismatch: float = Field(description="1.0 if exactly one of claim / best premise sentence is negated")
+    emb_sent: float = Field(description="max cosine similarity: claim vs premise sentences")
+    ce_window: float | None = Field(None, description="cross-encoder logit: claim vs its window")
+    ce_part_min: float | None = Field(
+        None, description="min over the claim's clauses of the logit: clause vs the sentences around its best match"
+    )
+    q_answer_contain: float | None = Field(
+        None, description="coverage of the content words the claim adds to the question (1.0 if it adds none)"
+    )
+    q_part_min: float | None = Field(None, description="weakest clause's coverage by one single sentence")
+    q_cover: float | None = Field(
+        None, description="share of the question's content-word stems found in the premise (exact stems only)"
+    )
+    q_ce_window: float | None = Field(None, description="cross-encoder logit: question vs the claim's window")
+    q_ce_gain: float | None = Field(
+        None, description="logit of question + claim vs the window minus that of the question alone"
+    )
+    question_given: float = Field(0.0, description="1.0 when the claim was checked with a question, else 0.0")
     missing_numbers: tuple[str, ...] = Field((), description="numbers in the claim that the premise lacks")
     missing_names: tuple[str, ...] = Field((), description="names in the claim that the premise lacks")
     best_sentence: str = Field("", description="the premise sentence closest to the claim")
+    window: tuple[str, ...] = Field((), description="the claim's window: the premise sentences that cover it best")
 
     def vector(self) -> list[float | None]:
         """The numeric features in :data:`FEATURE_NAMES` order (None: not computed)."""
@@ -144,12 +181,6 @@ class SupportScore(_Frozen):
 
 # --------------------------------------------------------------------------- text helpers
 
-_SENT_SPLIT = re.compile(
-    r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])"  # ordinary boundary
-    r"|(?<=[a-z0-9)\]]{2}[.!?])(?=[A-Z][a-z])"  # glued boundary: "century.First for Women"
-    r"|\n\s*\n"
-)
-_ABBREV_END = re.compile(r"\b(?:[A-Z]|Mr|Mrs|Ms|Dr|St|Jr|Sr|Prof|Inc|Ltd|Co|vs|No|Mt|Gen|Col|Lt|U\.S)\.$")
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
 _NUMBER = re.compile(r"(?<![\w.])[-+]?\d[\d,]*(?:\.\d+)?")
 _NAME = re.compile(r"\b[A-Z][\w'’-]*|\b[A-Z]{2,}\b")
@@ -183,20 +214,6 @@ _NUMBER_WORDS = {
     "million": "1000000", "billion": "1000000000", "first": "1", "second": "2", "third": "3",
 }
 _MULTIPLIERS = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12}
-
-
-def split_sentences(text: str) -> list[str]:
-    """Split text into sentences with a small rule set (handles "end.Start" glued by upstream data)."""
-    pieces: list[str] = []
-    for part in _SENT_SPLIT.split(text):
-        part = part.strip()
-        if not part:
-            continue
-        if pieces and _ABBREV_END.search(pieces[-1]):
-            pieces[-1] = f"{pieces[-1]} {part}"
-        else:
-            pieces.append(part)
-    return pieces or ([text.strip()] if text.strip() else [])
 
 
 @lru_cache(maxsize=1)
@@ -306,6 +323,9 @@ def _negated(text: str) -> bool:
 WordSimilarity = Callable[[Sequence[str], Sequence[str]], list[float]]
 """``f(words, candidates)``: for each word, its highest cosine similarity to any candidate word."""
 
+WordSimilarities = Callable[[Sequence[str], Sequence[str]], Any]
+"""``f(words, candidates)``: the matrix (words x candidates) of cosine similarities."""
+
 _SOFT_LOW, _SOFT_HIGH = 0.5, 0.8  # word cosine below LOW earns no credit, above HIGH full credit
 
 
@@ -351,24 +371,147 @@ def _lexical(
     lex_contain = _mean_credit(claim_words, credit)
     lex_answer = _mean_credit([st for st in claim_words if st not in question_stems], credit)
 
+    num_share, name_any, missing_nums, missing_names = _missing_facts(premise, claim, premise_words)
+    return {
+        "lex_contain": lex_contain,
+        "lex_answer_contain": lex_answer,
+        "num_missing": num_share,
+        "name_missing": name_any,
+        "missing_numbers": missing_nums,
+        "missing_names": missing_names,
+    }
+
+
+def _missing_facts(
+    premise: str, claim: str, premise_words: set[str] | None = None
+) -> tuple[float, float, tuple[str, ...], tuple[str, ...]]:
+    """Numbers and names of the claim that the premise lacks: (number share, any name, numbers, names)."""
+    if premise_words is None:
+        premise_words = set(_words(premise))
     premise_nums = _premise_numbers(premise)
     claim_nums = _numbers(claim)
     for w in _words(claim):
         if w in _NUMBER_WORDS and w not in ("one", "first", "second"):  # "one of", "second album": ambiguous
             claim_nums.add(_NUMBER_WORDS[w])
     missing_nums = sorted(n for n in claim_nums if n not in premise_nums and n.lstrip("-") not in premise_nums)
-
     index = _premise_name_index(premise)
     claim_names = _names(claim)
     missing_names = [n for n, initial in claim_names if not _name_in(n, initial, index, premise_words, premise)]
-    return {
-        "lex_contain": lex_contain,
-        "lex_answer_contain": lex_answer,
-        "num_missing": len(missing_nums) / len(claim_nums) if claim_nums else 0.0,
-        "name_missing": len(missing_names) / len(claim_names) if claim_names else 0.0,
-        "missing_numbers": tuple(missing_nums),
-        "missing_names": tuple(missing_names),
-    }
+    return (
+        len(missing_nums) / len(claim_nums) if claim_nums else 0.0,
+        1.0 if missing_names else 0.0,  # one wrong name is enough (a share is diluted by the right ones)
+        tuple(missing_nums),
+        tuple(missing_names),
+    )
+
+
+_PART_SPLIT = re.compile(
+    r"\s*(?:,(?!\s*\d)|[;:()\[\]]|\s[–—-]\s"
+    r"|\b(?:and|but|while|whereas|although|which|who|whom|where|when|after|before|because|including|as well as|with)\b"
+    r")\s*",
+    re.IGNORECASE,
+)
+
+
+def claim_parts(claim: str) -> list[str]:
+    """The claim cut into clauses at punctuation and connectives, each with at least two content words.
+
+    A shorter piece (an appositive, a name between commas) joins the next one; at the end, the previous one.
+
+    Example:
+        >>> claim_parts("The couple married in New York on December 1, 2012, and their son, Bear, was born next year.")
+        ['The couple married in New York on December 1, 2012', 'their son Bear', 'was born next year.']
+    """
+    parts: list[str] = []
+    carry = ""
+    for piece in _PART_SPLIT.split(claim):
+        if not piece or not piece.strip():
+            continue
+        piece = f"{carry} {piece}".strip() if carry else piece.strip()
+        if len(_content_words(piece)) < 2:
+            carry = piece
+            continue
+        parts.append(piece)
+        carry = ""
+    if carry:
+        if parts:
+            parts[-1] = f"{parts[-1]} {carry}"
+        else:
+            parts.append(carry)
+    return parts or [claim.strip()]
+
+
+class _Evidence:
+    """A premise cut into sentences, with each sentence's stems and ordinary content words."""
+
+    def __init__(self, premise: str) -> None:
+        self.sentences = split_sentences(premise) or [premise.strip()]
+        self.stems: list[set[str]] = []
+        self.soft_words: list[list[str]] = []
+        for s in self.sentences:
+            content = _content_words(s)
+            self.stems.append(set(content) | {_stem(w) for w in _words(s)})
+            self.soft_words.append([w for w in content.values() if not any(ch.isdigit() for ch in w)])
+        self.all_stems: set[str] = set().union(*self.stems)
+        self.vocab = list(dict.fromkeys(w for ws in self.soft_words for w in ws))
+
+    def credit(self, words: dict[str, str], hard: Collection[str], similar: WordSimilarities | None) -> Any:
+        """Matrix (word x sentence) of credit in [0, 1]: 1 where the sentence has the word's stem.
+
+        Ordinary words (not in ``hard``: names, numbers) also earn ``clip((cos - 0.5) / 0.3, 0, 1)``
+        for the closest word of the sentence.
+        """
+        import numpy as np
+
+        stems = list(words)
+        out = np.zeros((len(stems), len(self.sentences)), dtype=np.float32)
+        for j, sent_stems in enumerate(self.stems):
+            for i, st in enumerate(stems):
+                if st in sent_stems:
+                    out[i, j] = 1.0
+        soft = [
+            i for i, st in enumerate(stems)
+            if out[i].max() < 1.0 and words[st] not in hard and not any(ch.isdigit() for ch in words[st])
+            and words[st] not in _NUMBER_WORDS
+        ]
+        vocab = self.vocab
+        if soft and vocab and similar is not None:
+            position = {w: k for k, w in enumerate(vocab)}
+            sims = np.asarray(similar([words[stems[i]] for i in soft], vocab), dtype=np.float32)
+            gain = np.clip((sims - _SOFT_LOW) / (_SOFT_HIGH - _SOFT_LOW), 0.0, 1.0)
+            for j, ws in enumerate(self.soft_words):
+                if ws:
+                    cols = [position[w] for w in ws]
+                    out[soft, j] = np.maximum(out[soft, j], gain[:, cols].max(axis=1))
+        return out
+
+
+def _window(credit: Any, relevance: Any, size: int = _WINDOW) -> list[int]:
+    """Up to ``size`` sentence indices, chosen greedily to cover the words best (ties: most relevant)."""
+    import numpy as np
+
+    n = credit.shape[1]
+    chosen: list[int] = []
+    covered = np.zeros(credit.shape[0], dtype=np.float32)
+    for _ in range(min(size, n)):
+        gain = np.maximum(credit, covered[:, None]).mean(axis=0) if credit.shape[0] else np.zeros(n)
+        gain = gain + 1e-3 * relevance
+        gain[chosen] = -np.inf
+        j = int(np.argmax(gain))
+        chosen.append(j)
+        if credit.shape[0]:
+            covered = np.maximum(covered, credit[:, j])
+    return chosen
+
+
+def _coverage(credit: Any, rows: Any, cols: Sequence[int]) -> float:
+    """Mean over the selected words of their best credit among the selected sentences (1.0: no words)."""
+    sub = credit[rows]
+    if sub.shape[0] == 0:
+        return 1.0
+    if not len(cols):
+        return 0.0
+    return float(sub[:, list(cols)].max(axis=1).mean())
 
 
 def _mean_credit(stems: Iterable[str], credit: dict[str, float]) -> float:
@@ -494,7 +637,7 @@ class SupportChecker:
         self._threshold_override = threshold
         self._combiner: _Combiner | None = None
         self._lock = threading.Lock()
-        self._ce_question_cache: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._ce_cache: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._vector_cache: OrderedDict[str, Any] = OrderedDict()
         self._cache_lock = threading.RLock()  # the two caches above may be shared by server threads
 
@@ -577,90 +720,97 @@ class SupportChecker:
             return []
         import numpy as np
 
-        # 1. sentence embeddings: premise sentences (deduplicated), claims, question + claim
-        premise_sents = {p: split_sentences(p) for p, _ in pairs}
-        unique_sents = list(dict.fromkeys(s for sents in premise_sents.values() for s in sents))
-        claim_texts = [c.strip() for _, c in pairs]
-        qa_texts = [_qa_text(q, c) for (_, c), q in zip(pairs, qs, strict=True)]
+        # 1. premise sentences (embedded once, cached) and claims. Few texts per call on purpose: the embedder
+        # runs up to 4 texts on one thread each, which a busy 2-core machine serves far faster than one batch
+        evidence = {p: _Evidence(p) for p, _ in pairs}
+        unique_sents = list(dict.fromkeys(s for ev in evidence.values() for s in ev.sentences))
         sent_vec = dict(zip(unique_sents, self._vectors(unique_sents), strict=True))
-        vecs = np.asarray(self.embedder.embed_documents(claim_texts + qa_texts), dtype=np.float32)
-        claim_vec, qa_vec = vecs[: len(pairs)], vecs[len(pairs) :]
+        claims = [c.strip() for _, c in pairs]
+        claim_vec = np.asarray(self.embedder.embed_documents(claims), dtype=np.float32)
+        missing = [w for (premise, _), c in zip(pairs, claims, strict=True)
+                   for st, w in _content_words(c).items()
+                   if st not in evidence[premise].all_stems and not any(ch.isdigit() for ch in w)]
+        if missing:
+            self._vectors(list(dict.fromkeys(missing)))  # the claims' missing words in one call (cached)
 
-        # 2. best-matching premise sentences per claim
-        best: list[list[str]] = []
-        emb_sent, emb_qa = [], []
-        for i, (premise, _) in enumerate(pairs):
-            sents = premise_sents[premise]
-            mat = np.stack([sent_vec[s] for s in sents])
-            sims, qa_sims = mat @ claim_vec[i], mat @ qa_vec[i]
-            emb_sent.append(float(sims.max()))
-            emb_qa.append(float(qa_sims.max()))
-            order = np.argsort(-(sims + qa_sims), kind="stable")[:_TOP_SENTENCES]
-            best.append([sents[j] for j in order])
-
-        # 3. cross-encoder pairs (only those the wanted features need), scored in one call
-        need_qa = bool(wanted & {"ce_qa", "ce_gain"})
+        # 2. lexical evidence, the claim's window and its clauses; cross-encoder pairs to score
         ce_pairs: list[tuple[str, str]] = []
         slots: list[dict[str, Any]] = []
-        q_index: dict[tuple[str, str], int] = {}
-        q_logit_cached: dict[tuple[str, str], float] = {}
+        partial: list[dict[str, Any]] = []
         for i, (premise, claim) in enumerate(pairs):
-            slot: dict[str, Any] = {}
-            if "ce_claim" in wanted:
-                slot["claim"] = len(ce_pairs)
-                ce_pairs.append((claim.strip(), premise))
-            if need_qa:
-                slot["qa"] = len(ce_pairs)
-                ce_pairs.append((qa_texts[i], premise))
-            if "ce_sent" in wanted:
-                slot["sent"] = list(range(len(ce_pairs), len(ce_pairs) + len(best[i])))
-                ce_pairs.extend((claim.strip(), s) for s in best[i])
-            if "ce_qa_sent" in wanted:
-                slot["qa_sent"] = list(range(len(ce_pairs), len(ce_pairs) + len(best[i])))
-                ce_pairs.extend((qa_texts[i], s) for s in best[i])
-            q = qs[i]
-            if q and "ce_gain" in wanted:
-                key = (q.strip(), premise)
-                with self._cache_lock:
-                    cached = self._ce_question_cache.get(key)
-                if cached is not None:
-                    q_logit_cached[key] = cached
-                elif key not in q_index:
-                    q_index[key] = len(ce_pairs)
-                    ce_pairs.append(key)
-            slots.append(slot)
-        logits = [_clip(x) for x in self.reranker.score_pairs(ce_pairs)]
-        q_logit = {key: logits[idx] for key, idx in q_index.items()}
-        for key, value in q_logit.items():
-            self._remember_question(key, value)
-        q_logit.update(q_logit_cached)
-
-        # 4. assemble
-        out = []
-        for i, (premise, claim) in enumerate(pairs):
-            slot, q = slots[i], qs[i]
-            ce_qa = logits[slot["qa"]] if need_qa else None
-            gain: float | None = None
-            if "ce_gain" in wanted:
-                gain = 0.0
-                if q:
-                    key = (q.strip(), premise)
-                    gain = ce_qa - q_logit[key]  # type: ignore[operator]
+            ev, q, claim = evidence[premise], qs[i], claims[i]
+            sims = np.stack([sent_vec[s] for s in ev.sentences]) @ claim_vec[i]
+            words = _content_words(claim)
+            names = {n for n, _ in _names(claim)}
+            credit = ev.credit(words, names, self._word_sims)
+            window = _window(credit, sims)
+            window_text = " ".join(ev.sentences[j] for j in sorted(window))
+            every = np.ones(len(words), dtype=bool)
+            parts, part_local, part_single, part_windows = claim_parts(claim), [], [], []
+            for part in parts:
+                rows = np.asarray([st in _content_words(part) for st in words], dtype=bool)
+                if not rows.any():
+                    continue
+                sub = credit[rows]
+                single = sub.mean(axis=0)
+                pairs2 = np.maximum(sub[:, :-1], sub[:, 1:]).mean(axis=0) if sub.shape[1] > 1 else single
+                part_single.append(float(single.max()))
+                part_local.append(float(max(single.max(), pairs2.max())))
+                best = int(np.argmax(single + 1e-3 * sims))
+                part_windows.append((part.strip(), " ".join(ev.sentences[max(0, best - 1) : best + 2])))
             lex = _lexical(premise, claim, q, similar=self._word_similarity)
-            out.append(
-                SupportFeatures(
-                    ce_claim=logits[slot["claim"]] if "claim" in slot else None,
-                    ce_qa=ce_qa if "ce_qa" in wanted else None,
-                    ce_sent=max(logits[j] for j in slot["sent"]) if "sent" in slot else None,
-                    ce_qa_sent=max(logits[j] for j in slot["qa_sent"]) if "qa_sent" in slot else None,
-                    ce_gain=gain,
-                    emb_sent=emb_sent[i],
-                    emb_qa_sent=emb_qa[i],
-                    negation_mismatch=float(_negated(claim) != _negated(best[i][0])),
-                    best_sentence=best[i][0],
-                    **lex,
-                )
-            )
+            num_local, name_local, _, _ = _missing_facts(window_text, claim)
+            row: dict[str, Any] = {
+                "lex_contain": lex["lex_contain"],
+                "lex_local": _coverage(credit, every, window),
+                "lex_part_min": min(part_local, default=1.0),
+                "num_missing": lex["num_missing"],
+                "name_missing": lex["name_missing"],
+                "num_missing_local": num_local,
+                "name_missing_local": name_local,
+                "negation_mismatch": float(_negated(claim) != _negated(ev.sentences[int(np.argmax(sims))])),
+                "emb_sent": float(sims.max()),
+                "missing_numbers": lex["missing_numbers"],
+                "missing_names": lex["missing_names"],
+                "best_sentence": ev.sentences[int(np.argmax(sims))],
+                "window": tuple(ev.sentences[j] for j in sorted(window)),
+                "question_given": 1.0 if q else 0.0,
+            }
+            slot: dict[str, Any] = {}
+            if "ce_window" in wanted:
+                slot["window"] = len(ce_pairs)
+                ce_pairs.append((claim, window_text))
+            if "ce_part_min" in wanted:
+                slot["parts"] = list(range(len(ce_pairs), len(ce_pairs) + len(part_windows)))
+                ce_pairs.extend(part_windows)
+            if q:
+                qwords = _content_words(q)
+                qcredit = ev.credit(qwords, (), None)  # exact stems: no word vectors for the question
+                row["q_answer_contain"] = lex["lex_answer_contain"]
+                row["q_part_min"] = min(part_single, default=1.0)
+                row["q_cover"] = _coverage(qcredit, np.ones(len(qwords), dtype=bool), range(len(ev.sentences)))
+                if wanted & {"q_ce_window", "q_ce_gain"}:
+                    slot["q"] = len(ce_pairs)
+                    ce_pairs.append((q.strip(), window_text))
+                if "q_ce_gain" in wanted:
+                    slot["qa"] = len(ce_pairs)
+                    ce_pairs.append((_qa_text(q, claim), window_text))
+            slots.append(slot)
+            partial.append(row)
+        logits = [_clip(x) for x in self._score_pairs(ce_pairs)] if ce_pairs else []
+
+        # 3. assemble
+        out = []
+        for row, slot in zip(partial, slots, strict=True):
+            if "window" in slot:
+                row["ce_window"] = logits[slot["window"]]
+            if "parts" in slot:
+                row["ce_part_min"] = min((logits[k] for k in slot["parts"]), default=row.get("ce_window"))
+            if "q" in slot and "q_ce_window" in wanted:
+                row["q_ce_window"] = logits[slot["q"]]
+            if "qa" in slot:
+                row["q_ce_gain"] = logits[slot["qa"]] - logits[slot["q"]]
+            out.append(SupportFeatures(**row))
         return out
 
     def _vectors(self, texts: Sequence[str]) -> Any:
@@ -685,12 +835,24 @@ class SupportChecker:
         a, b = self._vectors(words), self._vectors(candidates)
         return [float(x) for x in (a @ b.T).max(axis=1)]
 
-    def _remember_question(self, key: tuple[str, str], value: float) -> None:
+    def _word_sims(self, words: Sequence[str], candidates: Sequence[str]) -> Any:
+        """Cosine matrix (words x candidates)."""
+        return self._vectors(words) @ self._vectors(candidates).T
+
+    def _score_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        """Cross-encoder logits, with an LRU cache (a question's window recurs for each of its claims)."""
         with self._cache_lock:
-            self._ce_question_cache[key] = value
-            self._ce_question_cache.move_to_end(key)
-            while len(self._ce_question_cache) > 4096:
-                self._ce_question_cache.popitem(last=False)
+            known = {p: self._ce_cache[p] for p in pairs if p in self._ce_cache}
+        new = list(dict.fromkeys(p for p in pairs if p not in known))
+        if new:
+            scored = dict(zip(new, self.reranker.score_pairs(new), strict=True))
+            with self._cache_lock:
+                for p, value in scored.items():
+                    self._ce_cache[p] = value
+                while len(self._ce_cache) > 4096:
+                    self._ce_cache.popitem(last=False)
+            known.update(scored)
+        return [known[p] for p in pairs]
 
 
 def _questions(

@@ -24,6 +24,11 @@ class Document(_Frozen):
         default_factory=list,
         description="(page number, start offset) for paged formats such as PDF, in order",
     )
+    sections: list[tuple[int, str]] = Field(
+        default_factory=list,
+        description="(start offset, heading path such as '4 Ciphers > 4.3 DER functions') in order; a span's "
+        "section is the last entry starting at or before it",
+    )
 
     def page_at(self, offset: int) -> int | None:
         """The page that holds character ``offset``, or None for unpaged formats."""
@@ -34,6 +39,16 @@ class Document(_Frozen):
             else:
                 break
         return page
+
+    def section_at(self, offset: int) -> str | None:
+        """The heading path of the section that holds character ``offset``, or None before any heading."""
+        section = None
+        for start, path in self.sections:
+            if start <= offset:
+                section = path
+            else:
+                break
+        return section
 
 
 class Chunk(_Frozen):
@@ -49,6 +64,19 @@ class Chunk(_Frozen):
     title: str
     page: int | None = None
     external_id: str | None = None
+    section: str | None = Field(None, description="heading path of the section the chunk starts in")
+
+    @property
+    def heading(self) -> str:
+        """The document title and section path as one label ("Libgcrypt > 4 Ciphers > 4.3 Modes"); the section's
+        first heading is left out when it repeats the title."""
+        title, section = self.title.strip(), (self.section or "").strip()
+        first, sep, rest = section.partition(" > ")
+        if title and first.strip().casefold() == title.casefold():
+            section = rest.strip() if sep else ""
+        if title and section:
+            return f"{title} > {section}"
+        return section or title
 
 
 class Hit(_Frozen):
@@ -97,6 +125,7 @@ class Citation(_Frozen):
     source: str
     title: str
     page: int | None = None
+    section: str | None = Field(None, description="heading path of the section the quote is in")
     quote: str = Field(description="the exact cited text: the evidence sentence(s) in the document")
     start: int = Field(description="character offset of quote in the document text")
     end: int
@@ -115,6 +144,21 @@ class SentenceSupport(_Frozen):
     )
 
 
+class Passage(_Frozen):
+    """One numbered evidence passage: ``text == document.text[start:end]``."""
+
+    n: int
+    chunk_id: str
+    source: str
+    title: str
+    page: int | None = None
+    section: str | None = None
+    text: str
+    start: int
+    end: int
+    score: float = Field(description="cross-encoder logit of its best sentence against the question")
+
+
 class Answer(BaseModel):
     """What the pipeline returns for one question."""
 
@@ -129,9 +173,21 @@ class Answer(BaseModel):
         default_factory=list, description="sentences the model wrote that were removed as unsupported"
     )
     refused: bool = False
-    refusal_reason: Literal["no_evidence", "not_supported"] | None = None
+    refusal_reason: Literal["no_evidence", "not_found", "not_supported"] | None = Field(
+        None,
+        description="no_evidence: the answerability decision refused before any LLM call; not_found: the LLM "
+        "found no answer in the evidence; not_supported: nothing it wrote could be verified",
+    )
     mode: AnswerMode
     model: str | None = Field(None, description="the LLM that wrote the answer (None in extractive mode)")
     fallback: bool = Field(False, description="the LLM's answer failed verification; an extractive answer is shown")
     evidence_score: float | None = Field(None, description="the gate's score of the best evidence (0..1)")
+    evidence: list[Passage] = Field(
+        default_factory=list, description="the numbered passages the answer was drawn from (shown to the LLM)"
+    )
+    signals: dict[str, float] = Field(
+        default_factory=dict,
+        description="what the refusal decisions read: the answerability signals (rag/answerability.py) and, in local "
+        "mode, llm_yes (the LLM's probability that the passage states the answer to the question)",
+    )
     seconds: dict[str, float] = Field(default_factory=dict, description="wall time per stage")

@@ -114,6 +114,28 @@ def test_long_passages_are_trimmed_around_the_quote() -> None:
     assert "page" not in re.search(r'class="cite-where">(.*?)<', panel).group(1)  # no page: none shown
 
 
+def test_the_section_is_shown_next_to_document_and_page_escaped() -> None:
+    section = "4 Symmetric <cryptography> > 4.3 Modes & *padding*"
+    cite = citation().model_copy(update={"section": section})
+    panel = sources_html(stub_service([doc_chunk()]), answer(citations=[cite]))
+    where = re.search(r'class="cite-where">(.*?)<', panel).group(1)
+    assert html.unescape(where) == f"treaty_report.txt, page 3, section {section}"
+    assert "<cryptography>" not in panel and "4 Symmetric &lt;cryptography&gt; &gt; 4.3 Modes &amp; *padding*" in where
+    shown = rendered_text(chat.message_sources_md(answer(citations=[cite])))
+    assert f"[1] Treaty <report> \u2014 treaty_report.txt, page 3, section {section}" in shown
+    # no section: nothing about sections is shown
+    assert "section" not in re.search(r'class="cite-where">(.*?)<', sources_html(
+        stub_service([doc_chunk()]), answer())).group(1)
+
+
+def test_a_long_section_keeps_its_last_headings() -> None:
+    section = " > ".join(f"{i} Chapter heading number {i}" for i in range(1, 9))
+    cite = citation().model_copy(update={"section": section})
+    where = html.unescape(re.search(r'class="cite-where">(.*?)<', sources_html(
+        stub_service([doc_chunk()]), answer(citations=[cite]))).group(1))
+    assert where.endswith("8 Chapter heading number 8") and "\u2026 > " in where and len(where) < 170
+
+
 def test_a_missing_chunk_still_shows_the_quote() -> None:
     panel = sources_html(stub_service([]), answer())
     assert marks(panel) == [QUOTE]

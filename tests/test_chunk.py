@@ -53,3 +53,24 @@ def test_pages_follow_chunk_start():
     chunks = chunk_document(doc, chunk_size=64, chunk_overlap=0)
     assert chunks[0].page == 1 and chunks[-1].page == 2
     assert all(c.page == (2 if c.start >= second else 1) for c in chunks)
+
+
+def test_sections_follow_chunk_start():
+    text = "Intro words. " * 30 + "\n\n" + "Setup words. " * 30 + "\n\n" + "Sizes words. " * 30
+    setup, sizes = text.index("Setup"), text.index("Sizes")
+    doc = make_document("/tmp/s.txt", "s", text, sections=[(setup, "1 Setup"), (sizes, "1 Setup > 1.1 Sizes")])
+    chunks = chunk_document(doc, chunk_size=32, chunk_overlap=0)
+    assert chunks[0].section is None  # before any heading
+    assert chunks[-1].section == "1 Setup > 1.1 Sizes"
+    assert all(c.section == doc.section_at(c.start) and c.page is None for c in chunks)
+    assert {c.section for c in chunks} == {None, "1 Setup", "1 Setup > 1.1 Sizes"}
+
+
+def test_loaded_markdown_chunks_carry_sections():
+    from .conftest import FIXTURES
+
+    (doc,) = load_file(FIXTURES / "corpus" / "library.md")
+    chunks = chunk_document(doc, chunk_size=32, chunk_overlap=0)
+    assert all(c.section == doc.section_at(c.start) for c in chunks)
+    assert chunks[0].section == "Eastbrook Public Library"
+    assert any(c.section == "Eastbrook Public Library > Opening hours" for c in chunks)

@@ -191,6 +191,29 @@ def test_suite_report(tmp_path: Path) -> None:
     assert len([line for line in table.splitlines() if line.startswith("| g0")]) == 4
 
 
+def test_suite_report_explains_misses_by_stage_and_source(tmp_path: Path) -> None:
+    records = suite_records()
+    records[1].update(passed=False, why="no gold answer in the text", stage="wrong_span",
+                      expected_sources=["report.pdf"])
+    records[3].update(passed=False, why="refused (no_evidence)", stage="gate", expected_sources=["report.pdf"])
+    records[0].update(passed=True, why="ok", stage=None, expected_sources=["report.pdf"])
+    records[2].update(passed=True, why="ok", stage=None, expected_sources=["other.txt"])
+    summary = {"questions": 4, "miss_stages": {"retrieval": 0, "gate": 1, "wrong_span": 1}, "wrong_supported": 1,
+               "wrong_supported_ids": ["g02"]}
+    text = suite_report(tmp_path, summary, records).read_text(encoding="utf-8")
+    stages = text[text.index("## Misses by stage"):text.index("## By source")]
+    assert "| gate | 1 | g04 |" in stages and "| wrong_span | 1 | g02 |" in stages and "| retrieval | 0 |  |" in stages
+    assert stages.index("| retrieval |") < stages.index("| gate |") < stages.index("| wrong_span |")
+    assert "Wrong answers shown as supported (every row, whatever its stage): **1** (g02)." in stages
+    sources = text[text.index("## By source"):text.index("## Questions")]
+    assert "| other.txt | 1 | 1 |  |" in sources and "| report.pdf | 1 | 3 | g02, g04 |" in sources
+    failures = text[text.index("## Failures"):text.index("## Misses by stage")]
+    assert "| stage |" in failures and "| wrong_span |" in failures
+    # records without stages (older runs) get neither table
+    plain = suite_report(tmp_path / "plain", {"questions": 4}, suite_records()).read_text(encoding="utf-8")
+    assert "## Misses by stage" not in plain and "## By source" not in plain
+
+
 def test_import_is_light() -> None:
     code = "import sys, eval.report, eval.baseline; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

@@ -6,15 +6,27 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
-from eval.golden import GoldenError, load_golden
-from eval.suite import run_suite, summarize_suite
+from eval.golden import GoldenError, GoldenItem, load_golden
+from eval.suite import (
+    STAGES,
+    Judge,
+    format_record,
+    format_summary,
+    is_wrong_supported,
+    miss_stage,
+    run_suite,
+    score_item,
+    summarize_suite,
+)
 from rag.cli import main
 from rag.pipeline import Pipeline
 from rag.settings import Settings
+from rag.types import Answer, Chunk, Citation, Hit, Passage, SentenceSupport
 from tests.conftest import REPO
 
 ROWS = [
@@ -61,8 +73,12 @@ def test_suite_scores_each_question(settings: Settings, corpus_dir: Path, golden
     assert records["s2"].retrieval_hit and records["s2"].passed
     assert records["u1"].passed and records["u1"].refused and records["u1"].retrieval_hit is None
     assert not records["bad"].passed and "no gold answer" in records["bad"].why
+    # the stage depends on whether the pipeline reports its evidence passages (evidence, else wrong_span)
+    assert records["bad"].stage in STAGES and all(records[i].stage is None for i in ("s1", "s2", "u1"))
     summary = summarize_suite(list(records.values()))
     assert summary["passed"] == 3 and summary["failed_ids"] == ["bad"] and summary["hit_at_k"] == 1.0
+    assert sum(summary["miss_stages"].values()) == 1 and summary["wrong_supported"] <= 1
+    assert summary["by_source"] == {"solar.txt": {"passed": 1, "total": 1}}
 
 
 def test_cli_suite_writes_report_and_gates(tmp_path: Path, corpus_dir: Path, golden: Path,
@@ -75,7 +91,9 @@ def test_cli_suite_writes_report_and_gates(tmp_path: Path, corpus_dir: Path, gol
     assert out["passed"] == 3 and out["questions"] == 4
     run = Path(out["run"])
     assert {"results.jsonl", "summary.json", "report.md"} <= {p.name for p in run.iterdir()}
-    assert list(run.glob("*.png")) and "bad" in (run / "report.md").read_text()
+    report = (run / "report.md").read_text()
+    assert list(run.glob("*.png")) and "bad" in report and "## Misses by stage" in report
+    assert sum(out["miss_stages"].values()) == 1 and "wrong_supported" in out
     baseline = tmp_path / "baseline.json"
     baseline.write_text(json.dumps({"suite": {"pass_rate": {"value": 1.0, "tolerance": 0.05,
                                                             "higher_is_better": True}}}))
@@ -127,3 +145,152 @@ def test_seeds_suite_in_local_mode_holds_its_baseline(monkeypatch: pytest.Monkey
     summary = json.loads(captured.out.strip().splitlines()[-1])
     assert code == 0, captured.err
     assert summary["questions"] == 36 and summary["regressions"] == 0 and summary["refusal_accuracy"] == 1.0
+
+
+# --------------------------------------------------------------------------- miss attribution (no models)
+
+GC = "/docs/gcrypt.pdf"
+EVIDENCE = "The minimum amount of secure memory allocated is currently 16384 bytes"
+GOLD_TEXT = "The minimum amount of secure memory allocated is currently 16384 bytes; you may ask for less."
+OTHER_TEXT = "Secure memory is locked into RAM so that it is never swapped to disk."
+ITEM = GoldenItem(id="g-gc01", question="What is the smallest secure memory pool?", answerable=True,
+                  answers=("16384 bytes", "16384"), evidence=EVIDENCE, expected_sources=("gcrypt.pdf",), page=18)
+UNANSWERABLE = GoldenItem(id="u01", question="Which release added Kyber?", answerable=False,
+                          expected_sources=("gcrypt.pdf",), why="no Kyber in this version")
+
+
+def _hit(text: str, source: str = GC, rank: int = 1) -> Hit:
+    chunk = Chunk(id=f"d:{rank:04d}", doc_id="d", ordinal=rank, text=text, start=0, end=len(text), source=source,
+                  title="Libgcrypt")
+    return Hit(chunk=chunk, score=1.0 / rank, stage="hybrid", rank=rank)
+
+
+def _passage(text: str, n: int = 1, source: str = GC) -> Passage:
+    return Passage(n=n, chunk_id=f"d:{n:04d}", source=source, title="Libgcrypt", text=text, start=0, end=len(text),
+                   score=2.0)
+
+
+def _sentence(text: str, cites: list[int], supported: bool = True) -> SentenceSupport:
+    return SentenceSupport(text=text, citations=cites, score=1.0 if supported else 0.1, supported=supported,
+                           method="verbatim" if supported else "checker")
+
+
+def _ans(text: str = "", *, quote: str | None = None, evidence: tuple[str, ...] = (GOLD_TEXT,),
+         refusal: str | None = None, fallback: bool = False, dropped: tuple[str, ...] = (),
+         supported: bool = True) -> Answer:
+    """An Answer as the pipeline builds it: shown text, one citation of ``quote``, the evidence it was shown."""
+    cites = [] if quote is None else [Citation(n=1, chunk_id="d:0001", source=GC, title="Libgcrypt", quote=quote,
+                                               start=0, end=len(quote), score=0.9)]
+    refused = refusal is not None
+    return Answer(
+        question=ITEM.question, standalone_question=ITEM.question, mode="local", refused=refused,
+        refusal_reason=refusal, text="I could not find that in the documents." if refused else text,
+        citations=[] if refused else cites,
+        sentences=[] if refused else [_sentence(text, [1] if cites else [], supported)],
+        dropped=[_sentence(d, [1], False) for d in dropped], fallback=fallback,
+        evidence=[_passage(t, n) for n, t in enumerate(evidence, start=1)],
+    )
+
+
+RETRIEVED = [_hit(OTHER_TEXT, rank=1), _hit(GOLD_TEXT, rank=2)]
+
+
+@pytest.mark.parametrize(
+    "item, answer, retrieved, passed, stage",
+    [
+        # a "16384" in another document is not the answer: retrieval lost it
+        (ITEM, _ans(refusal="no_evidence"), [_hit(OTHER_TEXT), _hit("pools of 16384 entries", "/d/nettle.html", 2)],
+         False, "retrieval"),
+        (ITEM, _ans(refusal="no_evidence", evidence=(OTHER_TEXT,)), RETRIEVED, False, "evidence"),
+        (ITEM, _ans(refusal="no_evidence", evidence=()), RETRIEVED, False, "evidence"),
+        (ITEM, _ans(refusal="no_evidence"), RETRIEVED, False, "gate"),
+        (ITEM, _ans(refusal="not_found"), RETRIEVED, False, "not_found"),
+        (ITEM, _ans("It is 4096 bytes [1].", quote=GOLD_TEXT), RETRIEVED, False, "wrong_span"),
+        (ITEM, _ans(refusal="not_supported", dropped=("The pool is 16384 bytes [1].",)), RETRIEVED, False,
+         "verification"),
+        (ITEM, _ans("Secure memory is locked into RAM [1].", quote=OTHER_TEXT, fallback=True), RETRIEVED, False,
+         "verification"),
+        (ITEM, _ans("It is 4096 bytes [1].", quote=GOLD_TEXT, dropped=("At least 16384 bytes [1].",)), RETRIEVED,
+         False, "verification"),
+        (ITEM, _ans("It is 16384 bytes [1].", quote=OTHER_TEXT), RETRIEVED, False, "citation"),
+        (ITEM, _ans("It is 16384 bytes [1].", quote=GOLD_TEXT, supported=False), RETRIEVED, False, "citation"),
+        (UNANSWERABLE, _ans("Kyber came in 1.9 [1].", quote=OTHER_TEXT), RETRIEVED, False, "wrong_answer_passed"),
+        (UNANSWERABLE, _ans("Secure memory is locked [1].", quote=OTHER_TEXT, fallback=True), RETRIEVED, False,
+         "verification"),
+        # without a retriever the retrieval check is skipped
+        (ITEM, _ans(refusal="no_evidence"), None, False, "gate"),
+        (ITEM, _ans("It is 16384 bytes [1].", quote=GOLD_TEXT), RETRIEVED, True, None),
+    ],
+)
+def test_miss_stage(item: GoldenItem, answer: Answer, retrieved: list[Hit] | None, passed: bool,
+                    stage: str | None) -> None:
+    assert miss_stage(item, answer, retrieved, passed=passed) == stage
+    assert stage is None or stage in STAGES
+
+
+def test_miss_stage_matches_hyphenated_evidence() -> None:
+    """realdocs evidence keeps PDF hyphenation ("en- abled"); the product's chunks are dehyphenated."""
+    item = GoldenItem(id="g-gc05", question="Default RNG?", answerable=True, answers=("CSPRNG",),
+                      evidence="The default is GCRY_RNG_TYPE_STANDARD unless FIPS mode as been en- abled",
+                      expected_sources=("gcrypt.pdf",))
+    text = "The default is GCRY_RNG_TYPE_STANDARD unless FIPS mode as\nbeen enabled; in which case FIPS is used."
+    answer = _ans(refusal="no_evidence", evidence=(text,))
+    assert miss_stage(item, answer, [_hit(text)], passed=False) == "gate"
+
+
+def test_wrong_supported() -> None:
+    assert is_wrong_supported(UNANSWERABLE, _ans("Kyber came in 1.9 [1].", quote=OTHER_TEXT))
+    # answerable and wrong, every sentence marked supported: its stage is wrong_span, and it is still counted here
+    wrong = _ans("It is 4096 bytes [1].", quote=GOLD_TEXT)
+    assert is_wrong_supported(ITEM, wrong) and miss_stage(ITEM, wrong, RETRIEVED, passed=False) == "wrong_span"
+    assert not is_wrong_supported(ITEM, _ans("It is 4096 bytes [1].", quote=GOLD_TEXT, supported=False))
+    assert not is_wrong_supported(ITEM, _ans("It is 16384 bytes [1].", quote=GOLD_TEXT))
+    assert not is_wrong_supported(UNANSWERABLE, _ans(refusal="no_evidence"))
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    supported: bool
+    score: float
+
+
+class _NeverSupports:
+    """A support checker that supports nothing (only non-verbatim sentences reach it)."""
+
+    def check(self, premise: str, claim: str, *, question: str | None = None) -> _Verdict:
+        return _Verdict(False, 0.0)
+
+
+def test_summary_counts_stages_wrong_supported_and_sources() -> None:
+    nettle = GoldenItem(id="g-ne01", question="Blowfish keys?", answerable=True, answers=("64 bits",),
+                        evidence="Blowfish keys are 64 bits at least", expected_sources=("nettle.html",))
+    cases = [
+        (ITEM, _ans("The minimum amount of secure memory allocated is currently 16384 bytes [1].",
+                    quote=GOLD_TEXT)),                                            # pass
+        (ITEM, _ans(refusal="no_evidence")),                                      # gate
+        (ITEM, _ans("It is 4096 bytes [1].", quote=GOLD_TEXT)),                   # wrong_span, wrong_supported
+        (UNANSWERABLE, _ans(refusal="no_evidence")),                              # pass
+        (UNANSWERABLE, _ans("Kyber came in 1.9 [1].", quote=OTHER_TEXT)),         # wrong_answer_passed, wrong_supp.
+        (nettle, _ans(refusal="no_evidence", evidence=())),                       # retrieval (nothing retrieved)
+    ]
+    judge = Judge(_NeverSupports())
+    records = []
+    for n, (item, answer) in enumerate(cases):
+        item = replace(item, id=f"{item.id}-{n}")
+        records.append(score_item(item, answer, judge=judge, hits=RETRIEVED, k=6, candidates=6))
+    assert [r.stage for r in records] == [None, "gate", "wrong_span", None, "wrong_answer_passed", "retrieval"]
+    s = summarize_suite(records)
+    assert s["passed"] == 2 and s["questions"] == 6
+    assert s["miss_stages"] == {**dict.fromkeys(STAGES, 0), "gate": 1, "wrong_span": 1, "wrong_answer_passed": 1,
+                                "retrieval": 1}
+    assert list(s["miss_stages"]) == list(STAGES)
+    assert s["wrong_supported"] == 2 and s["wrong_supported_ids"] == ["g-gc01-2", "u01-4"]
+    assert s["by_source"] == {"gcrypt.pdf": {"passed": 2, "total": 5}, "nettle.html": {"passed": 0, "total": 1}}
+    # hit@k only on answerable rows: the nettle row misses, the gcrypt rows hit at rank 1
+    assert s["hit_at_k"] == 0.75 and records[4].retrieval_hit is None
+    text = format_summary(s)
+    assert "misses by stage: retrieval 1, gate 1, wrong_span 1, wrong_answer_passed 1" in text
+    assert "wrong answers shown as supported: 2 (g-gc01-2, u01-4)" in text
+    assert "by source: gcrypt.pdf 2/5, nettle.html 0/1" in text
+    assert "[gate]" in format_record(records[1]) and records[1].why.startswith("refused (no_evidence)")
+    json.dumps(s)

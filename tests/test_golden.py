@@ -13,6 +13,8 @@ from eval.golden import (
     GoldenError,
     GoldenItem,
     contains,
+    evidence_in,
+    fold,
     format_golden,
     load_golden,
     normalize,
@@ -23,6 +25,7 @@ from rag.types import Answer, Citation
 
 REPO = Path(__file__).resolve().parent.parent
 SEED_TEXT = (REPO / "seeds" / "china_iran_ties.txt").read_text(encoding="utf-8")
+REALDOCS = REPO.parent / "shared" / "data" / "realdocs"
 
 
 def _answer(text: str, quotes: list[str] = (), *, refused: bool = False, seconds: dict | None = None,
@@ -107,6 +110,97 @@ def test_load_rejects_evidence_missing_from_the_document(tmp_path):
 def test_load_rejects_bad_rows(tmp_path, rows, match):
     with pytest.raises(GoldenError, match=match):
         load_golden(_write(tmp_path, rows), SEED_TEXT)
+
+
+# --------------------------------------------------------------------------- realdocs-style rows
+
+# as in ../shared/data/realdocs/questions.jsonl: page, why, evidence up to 300 characters with PDF hyphenation
+GCRYPT_TEXT = ("Libgcrypt Reference Manual 15\nThe default is GCRY_RNG_TYPE_STANDARD unless FIPS mode as been\n"
+               "enabled; in which case GCRY_RNG_TYPE_FIPS is used. " + "Filler text about random pools. " * 12)
+LONG_EVIDENCE = ("The default is GCRY_RNG_TYPE_STANDARD unless FIPS mode as been en- abled; in which case "
+                 "GCRY_RNG_TYPE_FIPS is used. " + "Filler text about random pools. " * 6).strip()
+REAL_ROWS = [
+    {"id": "g-gc05", "question": "Which RNG type is the default?", "answerable": True,
+     "answers": ["GCRY_RNG_TYPE_STANDARD"], "expected_sources": ["gcrypt.pdf"], "evidence": LONG_EVIDENCE,
+     "page": 22},
+    {"id": "g-gpl01", "question": "How long to cure a violation?", "answerable": True, "answers": ["30 days"],
+     "expected_sources": ["GPL-3.txt"], "evidence": "you cure the violation prior to 30 days after your receipt",
+     "page": None},
+    {"id": "u01", "question": "Which release added Kyber?", "answerable": False, "answers": [],
+     "expected_sources": ["gcrypt.pdf"], "evidence": None, "page": None,
+     "why": "The manual documents no Kyber algorithm."},
+]
+GPL_TEXT = "... provided you cure the violation prior to\n30 days after your receipt of the notice."
+
+
+def test_realdocs_style_rows_load(tmp_path):
+    assert len(LONG_EVIDENCE) > 200
+    items = load_golden(_write(tmp_path, REAL_ROWS))
+    assert [i.page for i in items] == [22, None, None]
+    assert items[2].why == "The manual documents no Kyber algorithm." and items[0].why is None
+    assert items[0].evidence == LONG_EVIDENCE and items[0].expected_sources == ("gcrypt.pdf",)
+    # a multi-document corpus: evidence is looked up in its expected source, hyphenation and line breaks aside
+    docs = {"/corpus/gcrypt.pdf": GCRYPT_TEXT, "/corpus/GPL-3.txt": GPL_TEXT}
+    assert len(load_golden(_write(tmp_path, REAL_ROWS), documents=docs)) == 3
+    with pytest.raises(GoldenError, match="none of the documents"):
+        load_golden(_write(tmp_path, REAL_ROWS), documents={"gcrypt.pdf": GPL_TEXT, "GPL-3.txt": GCRYPT_TEXT})
+    with pytest.raises(GoldenError, match="not among the documents"):
+        load_golden(_write(tmp_path, REAL_ROWS), documents={"gcrypt.pdf": GCRYPT_TEXT})
+
+
+@pytest.mark.parametrize(
+    "row, match",
+    [
+        ({"page": "22"}, "page"),
+        ({"page": 0}, "page"),
+        ({"page": True}, "page"),
+        ({"why": ""}, "why"),
+        ({"why": 3}, "why"),
+        ({"evidence": "x" * 1001}, "evidence"),
+    ],
+)
+def test_realdocs_style_rows_reject_bad_fields(tmp_path, row, match):
+    with pytest.raises(GoldenError, match=match):
+        load_golden(_write(tmp_path, [{**REAL_ROWS[0], **row}]))
+
+
+def test_evidence_longer_than_200_is_accepted_up_to_1000(tmp_path):
+    evidence = ("cooperation agreement signed in 2021 " * 27)[:1000]
+    assert load_golden(_write(tmp_path, [_row("a", evidence=evidence)]))[0].evidence == evidence
+
+
+def test_shipped_realdocs_questions_load():
+    path = REALDOCS / "questions.jsonl"
+    if not path.is_file():
+        pytest.skip(f"no {path}")
+    items = load_golden(path)
+    assert len(items) == 60 and sum(i.answerable for i in items) == 45
+    assert all(i.expected_sources for i in items)
+    assert all(i.why for i in items if not i.answerable)
+    assert any(i.page for i in items) and all(i.page is None for i in items if not i.answerable)
+    for i in items:
+        if i.answerable:  # each evidence states one of its gold answers, so citing it counts as cited
+            assert any(contains(i.evidence, a) for a in i.answers), i.id
+
+
+def test_fold_undoes_line_end_hyphenation():
+    assert fold("FIPS mode as been en- abled;") == fold("FIPS mode as been\nenabled") == "fips mode as been enabled"
+    assert fold("a 25-year pact") == "25 year pact"  # a real hyphen stays a word break
+    assert fold("Diffie- Hellman") == "diffie hellman"  # before a capital, a real hyphen at a line end
+    assert contains("unless FIPS mode has been enabled", "been en- abled")
+    assert evidence_in("mode as been\nenabled; in which", "as been en- abled; in")
+    assert evidence_in("uses DiffieHellman keys", "uses Diffie- Hellman keys")
+    assert not evidence_in("mode has been disabled", "been en- abled")
+
+
+def test_cited_when_the_quote_holds_hyphenated_evidence():
+    """The evidence keeps the PDF's "en- abled"; the quote comes from dehyphenated product text."""
+    item = _item(answers=("GCRY_RNG_TYPE_STANDARD",), evidence="FIPS mode as been en- abled; in which case")
+    quote = "Unless FIPS mode as been enabled; in which case GCRY_RNG_TYPE_FIPS is used."
+    r = score_answer(item, _answer("GCRY_RNG_TYPE_STANDARD [1].", [quote]))
+    assert r.correct and r.cited
+    # the other way round, a quote that the evidence holds is not enough
+    assert not score_answer(item, _answer("GCRY_RNG_TYPE_STANDARD [1].", ["mode as been"])).cited
 
 
 # --------------------------------------------------------------------------- normalisation and scoring

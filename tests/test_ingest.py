@@ -154,3 +154,73 @@ def test_copied_folder_is_a_new_source(settings: Settings, corpus_dir: Path, tmp
     assert report.added == 3 and report.removed == 3  # the old paths no longer exist
     assert report.documents_total == 3
     consistent(settings)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def test_chunk_sections_are_stored_and_used_for_retrieval_text(settings: Settings, corpus_dir: Path, counting):
+    from index.ingest import embedding_text
+
+    settings = settings.model_copy(update={"chunk_size": 32, "chunk_overlap": 0})  # a chunk per section
+    ingest([corpus_dir], settings, embedder=counting)
+    layout = IndexLayout.open(settings)
+    library = [c for c in layout.manifest.all_chunks() if c.source.endswith("library.md")]
+    assert {c.section for c in library} == {"Eastbrook Public Library", "Eastbrook Public Library > Opening hours"}
+    hours = next(c for c in library if c.section and c.section.endswith("Opening hours"))
+    assert layout.manifest.chunks([hours.id])[hours.id].section == hours.section
+    # the text that is embedded and BM25-indexed says where the chunk sits (title > section, no repeated title)
+    assert embedding_text(hours, True).startswith("Eastbrook Public Library > Opening hours\n")
+    bm25 = Bm25Index.load(layout.dir)
+    assert bm25 is not None and hours.id in bm25.ids
+    meta = layout.store._col.get(ids=[hours.id], include=["metadatas"])["metadatas"][0]
+    assert meta["section"] == hours.section
+    layout.close()
+    consistent(settings)
+
+
+def test_embedding_text_prefixes_title_and_section():
+    from index.ingest import embedding_text
+    from rag.types import Chunk
+
+    base = Chunk(id="d:0000", doc_id="d", ordinal=0, text="Open 9 to 5.", start=0, end=12, source="/x.md",
+                 title="Library")
+    assert embedding_text(base, True) == "Library\nOpen 9 to 5."
+    assert embedding_text(base, False) == "Open 9 to 5."
+    with_section = base.model_copy(update={"section": "2 Visiting > 2.1 Hours"})
+    assert embedding_text(with_section, True) == "Library > 2 Visiting > 2.1 Hours\nOpen 9 to 5."
+    assert embedding_text(with_section, False) == "Open 9 to 5."
+    repeated = base.model_copy(update={"section": "Library > Hours"})
+    assert embedding_text(repeated, True) == "Library > Hours\nOpen 9 to 5."
+    only_title = base.model_copy(update={"section": "library"})
+    assert embedding_text(only_title, True) == "Library\nOpen 9 to 5."
+    starts_with_it = base.model_copy(update={"text": "Library > Hours\nOpen.", "section": "Hours"})
+    assert embedding_text(starts_with_it, True) == "Library > Hours\nOpen."
+
+
+def test_old_manifest_gains_the_section_column(tmp_path: Path):
+    import sqlite3
+
+    from index.manifest import Manifest
+    from rag.types import Chunk, Document
+
+    path = tmp_path / "old" / "manifest.sqlite"
+    path.parent.mkdir()
+    db = sqlite3.connect(str(path))
+    db.executescript(
+        """CREATE TABLE chunks (chunk_id TEXT PRIMARY KEY, doc_id TEXT NOT NULL, ordinal INTEGER NOT NULL,
+        text TEXT NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL, page INTEGER, source TEXT NOT NULL,
+        title TEXT NOT NULL, external_id TEXT);
+        INSERT INTO chunks VALUES ('a:0000', 'a', 0, 'old text', 0, 8, NULL, '/a.txt', 'A', NULL);"""
+    )
+    db.commit()
+    db.close()
+    manifest = Manifest(path)
+    assert manifest.chunks(["a:0000"])["a:0000"].section is None
+    doc = Document(id="b", source="/b.txt", title="B", text="new text", content_hash="h")
+    chunk = Chunk(id="b:0000", doc_id="b", ordinal=0, text="new text", start=0, end=8, source="/b.txt", title="B",
+                  section="1 Intro")
+    manifest.commit_documents([(doc, [chunk])])
+    assert manifest.chunks(["b:0000"])["b:0000"] == chunk
+    manifest.close()
+    assert Manifest(path).all_chunks()[1].section == "1 Intro"  # opening it again is fine

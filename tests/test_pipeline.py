@@ -126,7 +126,7 @@ def test_refuses_without_evidence(indexed: Settings, shared_parts) -> None:
     answer = pipe.ask("What is the boiling point of mercury in Kelvin?")
     assert answer.refused and answer.refusal_reason == "no_evidence"
     assert answer.text == NO_EVIDENCE_TEXT and not answer.citations
-    assert answer.evidence_score is not None and answer.evidence_score < indexed.extractive_gate_threshold
+    assert answer.evidence_score is not None and answer.evidence_score < make_pipe(indexed, shared_parts).gate_threshold
 
 
 def test_injection_sentence_is_never_evidence(indexed: Settings, shared_parts) -> None:
@@ -197,7 +197,7 @@ def test_model_not_found_reply_is_a_refusal(indexed: Settings, shared_parts) -> 
     llm = ScriptedChatModel(["NOT FOUND"])
     pipe = make_pipe(indexed, shared_parts, mode="local", llm=llm)
     answer = pipe.ask("How many panels does the solar array have?")
-    assert answer.refused and answer.refusal_reason == "no_evidence" and not answer.citations
+    assert answer.refused and answer.refusal_reason == "not_found" and not answer.citations
 
 
 def test_stream_yields_tokens_then_answer(indexed: Settings, shared_parts) -> None:
@@ -303,3 +303,86 @@ def test_hosted_mode_against_real_llama_server(indexed: Settings, shared_parts, 
     assert_citations_exact(answer)
     events = list(pipe.stream("In what year did the Eastbrook library open?"))
     assert any(k == "token" for k, _ in events) and events[-1][0] == "answer"
+
+
+# --------------------------------------------------------------------------- answerability, spans, question-aware checks
+
+
+def _model_with(**thresholds: float):
+    from rag.answerability import AnswerabilityModel
+
+    base = AnswerabilityModel.load()
+    return AnswerabilityModel(base.weights, base.bias, {**base.thresholds, **thresholds})
+
+
+def test_answer_carries_its_evidence_and_signals(indexed: Settings, shared_parts) -> None:
+    answer = make_pipe(indexed, shared_parts).ask("How many panels does the solar array have?")
+    assert answer.evidence and [p.n for p in answer.evidence] == list(range(1, len(answer.evidence) + 1))
+    assert {"sent_top", "sent_second", "chunk_top", "chunk_gap", "coverage"} <= answer.signals.keys()
+    from index.load import load_file
+
+    for p in answer.evidence:
+        assert any(d.text[p.start : p.end] == p.text for d in load_file(Path(p.source)))
+
+
+@pytest.mark.parametrize(("p_yes", "refused"), [(0.9, False), (0.1, True)])
+def test_llm_check_keeps_or_drops_a_verified_answer(indexed: Settings, shared_parts, p_yes: float, refused: bool) -> None:
+    llm = ScriptedChatModel(["4,200 panels [1]"])
+    llm.enqueue_probability(p_yes)
+    pipe = make_pipe(indexed, shared_parts, mode="local", llm=llm)
+    pipe.answerability = _model_with(llm_check=0.5)
+    answer = pipe.ask("How many panels does the solar array have?")
+    assert answer.signals["llm_yes"] == pytest.approx(p_yes)
+    assert answer.refused is refused
+    if refused:
+        assert answer.refusal_reason == "not_supported" and not answer.citations and answer.dropped
+    check = llm.calls[-1]
+    assert check["method"] == "yes_no_probability" and "4,200 panels" in check["messages"][-1]["content"]
+    assert check["messages"][-2] == {"role": "assistant", "content": "4,200 panels [1]"}  # the answer's own turn
+
+
+def test_answer_from_a_sentence_off_the_question_is_dropped(indexed: Settings, shared_parts) -> None:
+    """Question-aware verification: words copied from a passage do not pass when their sentence is not about
+    what was asked (relevance floor above every sentence's score)."""
+    llm = ScriptedChatModel(["4,200 panels [1]"])
+    pipe = make_pipe(indexed, shared_parts, mode="local", llm=llm, relevance_floor=50.0,
+                     extractive_gate_threshold=1.0)
+    answer = pipe.ask("How many panels does the solar array have?")
+    assert answer.refused and answer.refusal_reason == "not_supported" and answer.dropped
+
+
+def test_span_grammar_allows_only_evidence_spans() -> None:
+    from rag.pipeline import Evidence, span_grammar
+    from rag.types import Chunk
+
+    chunk = Chunk(id="d:0000", doc_id="d", ordinal=0, text="x", start=0, end=1, source="s", title="t")
+    grammar = span_grammar([Evidence(1, chunk, 0, 1, 'It was "signed" in 2021, covering trade.', 1.0),
+                            Evidence(2, chunk, 0, 1, "A back\\slash.", 1.0)])
+    lines = grammar.splitlines()
+    assert lines[0] == 'root ::= "NOT FOUND" | p1 | p2'
+    assert 'p1w2 ::= "\\"signed" ("\\"" (" " p1w3)?)?' in lines  # quotes escaped
+    assert 'p1w4 ::= "2021" ("," (" " p1w5)?)?' in lines  # a span may stop before the comma
+    assert 'p2w1 ::= "back\\\\slash" (".")?' in lines
+    assert 'p1 ::= (p1w0 | p1w1 | p1w2 | p1w3 | p1w4 | p1w5 | p1w6) " [1]"' in lines
+
+
+@pytest.mark.parametrize(
+    ("sentence", "span", "completed"),
+    [
+        ("Version 3, 29 June 2007", "2007", "29 June 2007"),
+        ("The patent expired on September 20, 2000, and since", "2000", "September 20, 2000"),
+        ("Version 2.0, January 2004", "2004", "January 2004"),
+        ("A 5 round Rabin-Miller test is finally used.", "5", "5 round"),
+        ("The supported key sizes are 8 to 576 bits in 8 bit increments.", "8", "8 to 576 bits"),
+        ("as defined by Sections 1 through 9 of this document.", "1", "1 through 9"),
+        ("The numeric value of this error code is 176.", "176", "176"),  # nothing to complete
+        ("signed in 2021, covering trade", "2021", "2021"),
+        ("released as 1.10.1 in March", "1.10", "1.10"),  # part of a longer token: left alone
+        ("4,200 panels cover the roof", "4,200 panels", "4,200 panels"),  # not a bare number
+    ],
+)
+def test_a_bare_number_is_completed_from_its_sentence(sentence: str, span: str, completed: str) -> None:
+    from rag.pipeline import complete_number
+
+    assert complete_number(sentence, span) == completed
+    assert completed in sentence

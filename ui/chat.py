@@ -4,7 +4,7 @@ It talks to the same :class:`ui.service.Service` as the API: the same models, LL
 
 What the page shows: the conversation (tokens stream in local and hosted modes, marked as an unverified draft until
 the citations are checked); under each answer a collapsible "Sources" panel; beside the chat the sources of the
-latest (or the clicked) answer in full: document, page and the passage around the quote, the quoted words
+latest (or the clicked) answer in full: document, page, section and the passage around the quote, the quoted words
 highlighted. Refusals look different from answers (amber, "Not in the documents"). Thumbs up / down store the
 question, the answer and its citations in ``<data dir>/feedback.jsonl``. Nothing is fetched from the network:
 system fonts, no CDN.
@@ -278,7 +278,8 @@ def format_answer(answer: Answer) -> str:
 
 
 def message_sources_md(answer: Answer) -> str:
-    """The sources shown under an answer in the chat (Markdown): each citation's document, page and quote."""
+    """The sources shown under an answer in the chat (Markdown): each citation's document, page, section and
+    quote."""
     parts = []
     for c in answer.citations:
         quote = _escape_md(_clip(" ".join(c.quote.split()), 400))
@@ -287,13 +288,14 @@ def message_sources_md(answer: Answer) -> str:
 
 
 def sources_html(service: Service, answer: Answer) -> str:
-    """Each citation's document, page and passage, with the quoted span highlighted (``<mark>``)."""
+    """Each citation's document, page, section and passage, with the quoted span highlighted (``<mark>``)."""
     head = (f'<div class="src-head">Sources for <q>{html.escape(_clip(answer.question, 160))}</q>'
             f"{html.escape(_answer_meta(answer))}</div>")
     if answer.refused:
-        why = ("no passage in the documents is relevant enough to answer it"
-               if answer.refusal_reason == "no_evidence"
-               else "the passages found do not support the answer that was drafted")
+        why = {
+            "no_evidence": "no passage in the documents is relevant enough to answer it",
+            "not_found": "the most relevant passages do not state the answer",
+        }.get(answer.refusal_reason or "", "the passages found do not support the answer that was drafted")
         return (head + f'<div class="refusal"><b>Not in the documents.</b> No answer: {html.escape(why)}. '
                 "Nothing is cited, so nothing is made up. Try rephrasing, or upload a document that holds "
                 "the answer.</div>")
@@ -331,10 +333,24 @@ def _citation_html(c: Citation, chunk: Any) -> str:
 
 
 def _where(c: Citation) -> str:
+    """Where a citation is: the file name, the page and the section (heading path), as plain text."""
     where = Path(c.source).name
     if c.page:
         where += f", page {c.page}"
+    if c.section:
+        where += f", section {_section_label(c.section)}"
     return where
+
+
+def _section_label(section: str, n: int = 120) -> str:
+    """A heading path cut to about ``n`` characters from the left: its last headings are the most specific."""
+    if len(section) <= n:
+        return section
+    parts = section.split(" > ")
+    kept: list[str] = []
+    while parts and len(" > ".join([parts[-1], *kept])) <= n - 4:
+        kept.insert(0, parts.pop())
+    return "\u2026 > " + " > ".join(kept) if kept else _clip(parts[-1], n)
 
 
 def _answer_meta(answer: Answer) -> str:

@@ -95,6 +95,13 @@ class SerialChatModel:
         finally:
             self.lock.release()
 
+    def yes_no_probability(self, messages: Any) -> float:
+        self._acquire()
+        try:
+            return float(self.inner.yes_no_probability(messages))
+        finally:
+            self.lock.release()
+
 
 class LlmQueue:
     """Admission to the local LLM: one request runs, ``capacity - 1`` wait; more get :class:`ServerBusyError`."""
