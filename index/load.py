@@ -410,19 +410,24 @@ def _classify(text: str, markdown: bool) -> list[_RawLine]:
     return lines
 
 
-def _text_word_counts(lines: Sequence[_RawLine]) -> Counter[str]:
-    """How often each word occurs, leaving out the halves of words broken at a line end (as in the PDF path)."""
+def word_counts(lines: Iterable[str]) -> Counter[str]:
+    """How often each word (hyphenated compounds as one word) occurs in ``lines``, leaving out the two halves of every
+    word broken at a line end, so that they do not count as words of their own (plain-text and PDF unwrapping)."""
     words: Counter[str] = Counter()
     broken = False
-    for ln in lines:
-        found = _WORD.findall(ln.body)
-        if broken and found and ln.body.startswith(found[0]):
+    for text in lines:
+        found = _WORD.findall(text)
+        if broken and found and text.startswith(found[0]):
             found = found[1:]
-        broken = ln.body.endswith("-") and not ln.body.endswith(" -")
-        if broken and found and ln.body[:-1].endswith(found[-1]):
+        broken = text.endswith("-") and not text.endswith(" -")
+        if broken and found and text[:-1].endswith(found[-1]):
             found = found[:-1]
         words.update(w.lower() for w in found)
     return words
+
+
+def _text_word_counts(lines: Sequence[_RawLine]) -> Counter[str]:
+    return word_counts(ln.body for ln in lines)
 
 
 def _text_joiner(a: str, b: str, words: Counter[str]) -> str:
@@ -977,19 +982,7 @@ class _PdfText:
 
     @staticmethod
     def _word_counts(lines: list[_Line]) -> Counter[str]:
-        """How often each word (hyphenated compounds as one word) occurs, leaving out the two halves of every
-        word broken at a line end, so that they do not count as words of their own."""
-        words: Counter[str] = Counter()
-        broken = False
-        for ln in lines:
-            found = _WORD.findall(ln.text)
-            if broken and found and ln.text.startswith(found[0]):
-                found = found[1:]
-            broken = ln.text.endswith("-") and not ln.text.endswith(" -")
-            if broken and found and ln.text[: -1].endswith(found[-1]):
-                found = found[:-1]
-            words.update(w.lower() for w in found)
-        return words
+        return word_counts(ln.text for ln in lines)
 
     # --- running headers and footers
     def _drop_running_lines(self) -> None:
