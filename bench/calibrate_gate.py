@@ -1,4 +1,7 @@
-"""Calibrate the evidence gate (``RAG_GATE_THRESHOLD``) on SQuAD 2.0 questions.
+"""Superseded by ``python -m bench.calibrate_answerability`` (issue 10), which fits the multi-signal answerability
+decision on several sets; kept to reproduce the single-threshold figures of docs/benchmarks.md section 5.
+
+Calibrate the evidence gate (``RAG_GATE_THRESHOLD``) on SQuAD 2.0 questions.
 
 The gate refuses without calling an LLM when the best evidence sentence's cross-encoder score
 (sigmoid of the logit) is below the threshold. This script answers a seeded calibration sample of

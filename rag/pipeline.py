@@ -12,7 +12,6 @@ evidence (extractive) or refuses. Citation quotes are exact substrings of the do
 from __future__ import annotations
 
 import logging
-import math
 import re
 import threading
 import time
@@ -81,10 +80,6 @@ _FOLLOW_UP = re.compile(
     r"the same|the former|the latter|such)\b",
     re.IGNORECASE,
 )
-
-
-def sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
 
 # --------------------------------------------------------------------------- questions
