@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-from bisect import bisect_right
 from functools import lru_cache
 from pathlib import Path
 
@@ -53,7 +52,6 @@ def chunk_document(doc: Document, chunk_size: int, chunk_overlap: int) -> list[C
     """Chunks of ``doc`` in order, ids ``{doc.id}:{ordinal:04d}``, each with the page and the section (heading
     path) it starts in: ``doc.page_at(chunk.start)`` and ``doc.section_at(chunk.start)``."""
     pieces = _splitter(chunk_size, chunk_overlap).split_text(doc.text)
-    # the same answers as doc.page_at / doc.section_at (whose lists are in offset order), by bisection
     page_starts = [start for _, start in doc.pages]
     section_starts = [start for start, _ in doc.sections]
     if page_starts != sorted(page_starts) or section_starts != sorted(section_starts):
@@ -80,9 +78,9 @@ def chunk_document(doc: Document, chunk_size: int, chunk_overlap: int) -> list[C
                 end=end,
                 source=doc.source,
                 title=doc.title,
-                page=doc.pages[i - 1][0] if (i := bisect_right(page_starts, start)) else None,
+                page=doc.page_at(start),
                 external_id=doc.external_id,
-                section=doc.sections[j - 1][1] if (j := bisect_right(section_starts, start)) else None,
+                section=doc.section_at(start),
             )
         )
     return chunks

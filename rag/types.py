@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,24 +32,14 @@ class Document(_Frozen):
     )
 
     def page_at(self, offset: int) -> int | None:
-        """The page that holds character ``offset``, or None for unpaged formats."""
-        page = None
-        for number, start in self.pages:
-            if start <= offset:
-                page = number
-            else:
-                break
-        return page
+        """The page that holds character ``offset``, or None for unpaged formats (bisection: pages are in order)."""
+        i = bisect_right(self.pages, offset, key=lambda p: p[1])
+        return self.pages[i - 1][0] if i else None
 
     def section_at(self, offset: int) -> str | None:
         """The heading path of the section that holds character ``offset``, or None before any heading."""
-        section = None
-        for start, path in self.sections:
-            if start <= offset:
-                section = path
-            else:
-                break
-        return section
+        i = bisect_right(self.sections, offset, key=lambda s: s[0])
+        return self.sections[i - 1][1] if i else None
 
 
 class Chunk(_Frozen):
