@@ -76,18 +76,15 @@ def _collect_set(name: str, corpus: list[Path], questions: list[dict[str, Any]],
     return rows
 
 
-def collect(args: argparse.Namespace) -> None:
-    import tempfile
-
+def question_sets(squad_limit: int, squad_seed: int) -> list[tuple[str, list[Path], list[dict[str, Any]]]]:
+    """(name, corpus, questions) of the calibration sets: SQuAD 2.0 dev (sampled, the reporting sample excluded),
+    realdocs, the seed golden set's first turns. Questions are dicts with id, question, answerable, answers."""
     from eval.qa import load_questions, sample_questions
-    from rag.settings import Settings
 
-    data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="rag-calib-"))
-    settings = Settings(data_dir=data_dir)
     sets: list[tuple[str, list[Path], list[dict[str, Any]]]] = []
     all_q = load_questions(SQUAD / "questions.jsonl")
     excluded = {q.id for q in sample_questions(all_q, 200, 0)}
-    squad = sample_questions([q for q in all_q if q.id not in excluded], args.squad_limit, args.squad_seed)
+    squad = sample_questions([q for q in all_q if q.id not in excluded], squad_limit, squad_seed)
     sets.append(("squad2", [SQUAD / "passages.jsonl"],
                  [{"id": q.id, "question": q.question, "answerable": not q.is_impossible, "answers": list(q.answers)}
                   for q in squad]))
@@ -96,8 +93,18 @@ def collect(args: argparse.Namespace) -> None:
     seeds = [json.loads(line) for line in SEEDS_GOLDEN.read_text().splitlines() if line.strip()]
     seeds = [r for r in seeds if not r.get("turn") and not r.get("history")]
     sets.append(("seeds", [REPO / "seeds"], seeds))
+    return sets
+
+
+def collect(args: argparse.Namespace) -> None:
+    import tempfile
+
+    from rag.settings import Settings
+
+    data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="rag-calib-"))
+    settings = Settings(data_dir=data_dir)
     rows: list[dict[str, Any]] = []
-    for name, corpus, questions in sets:
+    for name, corpus, questions in question_sets(args.squad_limit, args.squad_seed):
         if args.sets and name not in args.sets:
             continue
         rows += _collect_set(name, corpus, questions, settings)
@@ -248,6 +255,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.write:
         from rag.answerability import ANSWERABILITY_PATH
 
+        if ANSWERABILITY_PATH.exists():  # keep the second stage (bench/calibrate_accept.py)
+            old = json.loads(ANSWERABILITY_PATH.read_text(encoding="utf-8"))
+            for key in ("accept",):
+                if key in old:
+                    result[key] = old[key]
+            if "not_found" in old.get("thresholds", {}):
+                result["thresholds"]["not_found"] = old["thresholds"]["not_found"]
         ANSWERABILITY_PATH.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {ANSWERABILITY_PATH}")
 

@@ -36,10 +36,22 @@ from typing import Any
 
 from rag.errors import ModelUnavailableError
 
-__all__ = ["ANSWERABILITY_PATH", "FEATURES", "AnswerabilityModel", "question_coverage"]
+__all__ = [
+    "ACCEPT_FEATURES", "ANSWERABILITY_PATH", "FEATURES", "AnswerabilityModel", "entity_miss", "logit",
+    "question_coverage", "question_entities",
+]
 
 ANSWERABILITY_PATH = Path(__file__).with_name("answerability.json")
 FEATURES: tuple[str, ...] = ("sent_top", "sent_second", "chunk_top", "chunk_gap", "coverage")
+# The acceptance model's signals, for one answer span drafted by the local LLM (see AnswerabilityModel.accept):
+# gate: logit of P(answerable); llm_not_found: logit of the LLM's own P(NOT FOUND) at its first reply token;
+# relevance: cross-encoder logit of the evidence sentence holding the span; source_rank: that sentence's rank among
+# the evidence sentences (0 = best); support: the support checker's score of the span (with the question) against
+# its passage; entity_miss: names of the question (capitalised words, acronyms, words with digits) that neither the
+# passage's chunk nor its title and section mention; span_words: words in the span (at most 40).
+ACCEPT_FEATURES: tuple[str, ...] = (
+    "gate", "llm_not_found", "relevance", "source_rank", "support", "entity_miss", "span_words",
+)
 _CLIP = 12.0
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
@@ -77,6 +89,45 @@ def question_coverage(question: str, passage: str) -> float:
     return len(wanted & _content_stems(passage)) / len(wanted)
 
 
+_TOKEN = re.compile(r"[^\s\"'“”‘’()\[\]{},;:?!]+")
+_PARTS = re.compile(r"[A-Z]{2,}|[A-Z]?[a-z]+|\d+")
+
+
+def question_entities(question: str) -> list[str]:
+    """The names a question asks about: words with an uppercase letter past the first word (``Libgcrypt``,
+    ``GPLv3``, ``FIPS``), acronyms anywhere, and words holding a digit (``x86_64``, ``SM4``, ``2.0``)."""
+    out: list[str] = []
+    for i, m in enumerate(_TOKEN.finditer(question)):
+        word = re.sub(r"(?:'s|’s)$", "", m.group(0)).strip(".-")
+        if len(word) < 2 or word.lower() in _QUESTION_WORDS:
+            continue
+        upper_inside = any(c.isupper() for c in word[1:])
+        capital = word[0].isupper() and i > 0
+        if upper_inside or capital or any(c.isdigit() for c in word):
+            out.append(word)
+    return list(dict.fromkeys(out))
+
+
+def entity_miss(question: str, text: str) -> int:
+    """How many of :func:`question_entities` ``text`` never mentions. A name counts as mentioned when each of its
+    letter runs (two letters or more, split at case changes) and digit runs occurs in ``text``, case-insensitively: ``GPLv3`` is mentioned
+    by "GPL ... version 3", ``MPL-covered`` by "MPL"."""
+    low = text.lower()
+    words = set(re.findall(r"[a-z]+|\d+", low))
+    missed = 0
+    for name in question_entities(question):
+        parts = [p.lower() for p in _PARTS.findall(name) if len(p) > 1 or p.isdigit()]
+        if parts and not all(p in words or (len(p) > 3 and p in low) for p in parts):
+            missed += 1
+    return missed
+
+
+def logit(p: float) -> float:
+    """log(p / (1 - p)), clipped to +-12."""
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return _clip(math.log(p / (1 - p)))
+
+
 def _clip(x: float) -> float:
     if not math.isfinite(x):
         return -_CLIP if x < 0 else _CLIP
@@ -96,6 +147,8 @@ class AnswerabilityModel:
     bias: float
     thresholds: Mapping[str, float]
     source: str = "<dict>"
+    accept_weights: Mapping[str, float] | None = None
+    accept_bias: float = 0.0
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "<dict>") -> AnswerabilityModel:
@@ -110,7 +163,19 @@ class AnswerabilityModel:
             ) from None
         if {"llm", "extractive"} - thresholds.keys():
             raise ModelUnavailableError(f"answerability calibration {source} lacks thresholds for llm/extractive")
-        return cls(weights, bias, thresholds, source)
+        accept = data.get("accept")
+        if accept is None:
+            return cls(weights, bias, thresholds, source)
+        try:
+            accept_weights = {name: float(accept["weights"][name]) for name in ACCEPT_FEATURES}
+            accept_bias = float(accept["bias"])
+            thresholds["accept"] = float(accept["threshold"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelUnavailableError(
+                f"answerability calibration {source}: malformed 'accept' ({type(exc).__name__}: {exc})",
+                hint="re-run: python -m bench.calibrate_answerability --collect-local --write-accept",
+            ) from None
+        return cls(weights, bias, thresholds, source, accept_weights, accept_bias)
 
     @classmethod
     def load(cls, path: Path = ANSWERABILITY_PATH) -> AnswerabilityModel:
@@ -139,3 +204,13 @@ class AnswerabilityModel:
     def threshold(self, mode: str) -> float:
         """The refusal threshold for an answer mode (local, hosted -> ``llm``; extractive)."""
         return self.thresholds["extractive" if mode == "extractive" else "llm"]
+
+    def accept(self, signals: Mapping[str, float]) -> float | None:
+        """P(the drafted span answers the question) over :data:`ACCEPT_FEATURES`; None when the calibration has no
+        acceptance model (then the support checker and the relevance floor decide alone)."""
+        if self.accept_weights is None:
+            return None
+        z = self.accept_bias
+        for name in ACCEPT_FEATURES:
+            z += self.accept_weights[name] * _clip(float(signals.get(name, 0.0)))
+        return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))

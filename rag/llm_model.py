@@ -614,6 +614,42 @@ class LocalChatModel:
             finally:
                 chunks.close()
 
+    def _first_logits(self, messages: Sequence[Message]) -> Any:
+        """The logits of the first reply position (a float64 array over the vocabulary).
+
+        One greedy step; the prompt stays in the KV cache, so a generation with the same prompt right after only
+        re-evaluates its last token.
+        """
+        import llama_cpp
+        import numpy as np
+
+        llm = self._loaded()
+        with self._run_lock:
+            args = self._completion_args(messages, 1, 0.0, None, None)
+            llm.create_completion(**args)
+            ptr = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
+            return np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),)).astype(np.float64)
+
+    def next_token_probability(self, messages: Sequence[Message], word: str) -> float:
+        """P(the reply starts with ``word``): the softmax mass, over the whole vocabulary, of the single tokens
+        spelling ``word`` (with and without a leading space) at the first reply position. No grammar applies, so
+        this is the model's own preference, e.g. for ``NOT`` (of ``NOT FOUND``) against any answer.
+
+        Raises:
+            ModelUnavailableError: the model cannot be loaded, or no single token spells ``word``.
+            ValueError: the prompt does not fit in ``n_ctx``.
+        """
+        import numpy as np
+
+        logits = self._first_logits(messages)
+        ids = _single_token_ids(self._loaded(), [word, " " + word])
+        top = logits.max()
+        weights = np.exp(logits - top)
+        p = float(weights[ids].sum() / weights.sum())
+        if not math.isfinite(p):
+            raise RuntimeError(f"non-finite logits for {word!r}")
+        return p
+
     def yes_no_probability(self, messages: Sequence[Message]) -> float:
         """P("Yes") for the first reply token, renormalised over the Yes/No tokens.
 
@@ -625,17 +661,10 @@ class LocalChatModel:
             ModelUnavailableError: the model cannot be loaded.
             ValueError: the prompt does not fit in ``n_ctx``.
         """
-        import llama_cpp
         import numpy as np
 
-        llm = self._loaded()
-        with self._run_lock:
-            args = self._completion_args(messages, 1, 0.0, None, None)
-            # One greedy step; the logits of the last prompt position stay in the context afterwards.
-            llm.create_completion(**args)
-            ptr = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
-            logits = np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),))
-            chosen = logits[self._yes_ids + self._no_ids].astype(np.float64)
+        logits = self._first_logits(messages)
+        chosen = logits[self._yes_ids + self._no_ids]
         top = chosen.max()
         weights = np.exp(chosen - top)
         p_yes = float(weights[: len(self._yes_ids)].sum() / weights.sum())
@@ -679,6 +708,8 @@ class ScriptedChatModel:
     ) -> None:
         self._replies: deque[str] = deque(replies)
         self._probabilities: deque[float] = deque(probabilities)
+        self._next_token: deque[float] = deque()
+        self.next_token_default = 0.0
         self.default = default
         self.prompts: list[list[dict[str, str]]] = []
         self.calls: list[dict[str, Any]] = []
@@ -737,6 +768,19 @@ class ScriptedChatModel:
         reply = self._next("stream", messages, max_tokens=max_tokens, temperature=temperature,
                            stop=list(stop or ()), grammar=grammar)
         return iter(_pieces(reply))
+
+    def next_token_probability(self, messages: Sequence[Message], word: str) -> float:
+        """The next value enqueued with :meth:`enqueue_next_token`, else ``next_token_default``."""
+        checked = _check_messages(messages)
+        self.calls.append({"method": "next_token_probability", "messages": checked, "word": word})
+        return self._next_token.popleft() if self._next_token else self.next_token_default
+
+    def enqueue_next_token(self, *values: float) -> None:
+        """Add values for :meth:`next_token_probability`."""
+        for v in values:
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"probability must be in [0, 1], got {v}")
+        self._next_token.extend(values)
 
     def yes_no_probability(self, messages: Sequence[Message]) -> float:
         """The next enqueued probability."""

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from rag.errors import BadQueryError, GenerationError
 from rag.llm_model import Message
-from rag.answerability import AnswerabilityModel, question_coverage
+from rag.answerability import AnswerabilityModel, entity_miss, logit, question_coverage
 from rag.settings import AnswerMode, Settings
 from rag.text import sentence_spans, split_sentences
 from rag.types import Answer, Chunk, Citation, Hit, Passage, SentenceSupport
@@ -220,9 +220,10 @@ def _gbnf_literal(text: str) -> str:
 _TRAILING_PUNCT = re.compile(r"^(.*\w)([.,;:!?)\]\"'”’]+)$")
 
 
-def span_grammar(evidence: Sequence[Evidence]) -> str:
-    """A GBNF grammar whose sentences are ``NOT FOUND`` or a verbatim run of words of one passage followed by that
-    passage's number in brackets (``16384 bytes [1]``), so the short answer is always a span of the evidence.
+def span_grammar(evidence: Sequence[Evidence], *, not_found: bool = True) -> str:
+    """A GBNF grammar whose sentences are ``NOT FOUND`` (unless ``not_found`` is False) or a verbatim run of words
+    of one passage followed by that passage's number in brackets (``16384 bytes [1]``), so the short answer is
+    always a span of the evidence.
 
     Each passage word ``w_i`` gets a rule ``w_i ( " " w_i+1 )?``: a span starts at any word and stops anywhere.
     """
@@ -242,7 +243,7 @@ def span_grammar(evidence: Sequence[Evidence]) -> str:
         if names:
             rules.append(f"p{ev.n} ::= ({' | '.join(names)}) \" [{ev.n}]\"")
             starts.append(f"p{ev.n}")
-    root = " | ".join([f'"{NOT_FOUND}"', *starts])
+    root = " | ".join([f'"{NOT_FOUND}"', *starts] if not_found or not starts else starts)
     return "\n".join([f"root ::= {root}", *rules])
 
 
@@ -440,6 +441,20 @@ class Pipeline:
         return self.answerability.thresholds.get("relevance_floor", float("-inf"))
 
     @property
+    def not_found_floor(self) -> float:
+        """The LLM's own P(NOT FOUND) at which local span mode refuses (below it the reply is forced to a span)."""
+        if self.settings.not_found_floor is not None:
+            return self.settings.not_found_floor
+        return self.answerability.thresholds.get("not_found", 0.5)
+
+    @property
+    def accept_threshold(self) -> float:
+        """P(the span answers the question) a drafted span needs to be shown (local span mode)."""
+        if self.settings.accept_threshold is not None:
+            return self.settings.accept_threshold
+        return self.answerability.thresholds.get("accept", 0.5)
+
+    @property
     def model_name(self) -> str | None:
         """The LLM that writes answers in this mode (None in extractive mode)."""
         if self.mode == "extractive":
@@ -529,9 +544,27 @@ class Pipeline:
             return
         llm = self.llm
         prompt = self.answer_messages(standalone, evidence)
-        grammar = span_grammar(evidence) if self.mode == "local" and self.settings.answer_spans else None
-        draft_parts: list[str] = []
+        spans = self.mode == "local" and self.settings.answer_spans
+        grammar = span_grammar(evidence) if spans else None
         t_gen = time.perf_counter()
+        if spans and callable(getattr(llm, "next_token_probability", None)):
+            # The LLM's own abstention, read before any grammar applies: refuse when it is confident, otherwise
+            # force a span and let the calibrated acceptance model decide whether it answers the question.
+            try:
+                p_not_found = float(llm.next_token_probability(prompt, NOT_FOUND.split()[0]))
+            except ValueError as exc:
+                raise GenerationError(f"the LLM could not take the prompt: {exc}",
+                                      hint="lower RAG_EVIDENCE_SENTENCES or raise RAG_LLM_N_CTX") from exc
+            base["signals"]["p_not_found"] = round(p_not_found, 4)
+            if p_not_found >= self.not_found_floor:
+                seconds["first_token"] = round(time.perf_counter() - t_start, 4)
+                lap("generate", t_gen)
+                seconds["total"] = round(time.perf_counter() - t_start, 4)
+                yield "answer", Answer(**base, text=NO_EVIDENCE_TEXT, refused=True, refusal_reason="not_found",
+                                       model=self.model_name, seconds=seconds)
+                return
+            grammar = span_grammar(evidence, not_found=False)
+        draft_parts: list[str] = []
         first = True
         try:
             for piece in llm.stream(prompt, max_tokens=self.settings.llm_max_tokens, temperature=0.0,
@@ -548,7 +581,9 @@ class Pipeline:
         draft = "".join(draft_parts).strip()
         with self.cpu_slot:
             t = lap("queue", t)
-            answer = self._verify(draft, standalone, evidence, base)
+            answer = (self._accept_span(draft, standalone, evidence, found, base)
+                      if spans and "p_not_found" in base["signals"] else
+                      self._verify(draft, standalone, evidence, base))
         t = lap("verify", t)
         if self._llm_checks(answer):
             answer = self._llm_check(answer, prompt, draft, standalone)
@@ -687,6 +722,54 @@ class Pipeline:
         needle = _one_line(claim).lower().rstrip(".")
         holding = [s.score for s in ev.sentences if needle and needle in _one_line(s.text).lower()]
         return max(holding) if holding else ev.score
+
+    def _accept_span(self, draft: str, question: str, evidence: list[Evidence], found: EvidenceSet,
+                     base: dict[str, Any]) -> Answer:
+        """Keep or drop a span the LLM was made to copy from one passage.
+
+        The span is verbatim by construction, so the question is not whether the words are in the passage but
+        whether they answer *this* question. The calibrated acceptance model (:meth:`AnswerabilityModel.accept`)
+        reads the evidence strength, the LLM's own P(NOT FOUND), the cross-encoder relevance and rank of the
+        sentence holding the span, the support checker's score of the span read with the question, names of the
+        question its passage never mentions, and the span's length. Without an acceptance model in the calibration
+        the support checker and the relevance floor decide, as for free text.
+        """
+        by_n = {ev.n: ev for ev in evidence}
+        claimed = [int(n) for group in _CITE.findall(draft) for n in group.split(",") if n.strip().isdigit()]
+        claim = strip_citations(draft).rstrip(",;:")
+        if not claimed or claimed[0] not in by_n or not re.search(r"\w", claim):
+            return self._verify(draft, question, evidence, base)
+        ev = by_n[claimed[0]]
+        if _one_line(claim).lower() not in _one_line(ev.text).lower():  # not a span after all (no grammar applied)
+            return self._verify(draft, question, evidence, base)
+        claim = self._complete(claim, [ev])
+        score = self.checker.check(ev.text, claim, question=question)
+        relevance = self._relevance(ev, claim)
+        ranked = [s.score for s in found.sentences]
+        features = {
+            "gate": logit(base["evidence_score"]),
+            "llm_not_found": logit(base["signals"]["p_not_found"]),
+            "relevance": relevance,
+            "source_rank": float(sum(1 for x in ranked if x > relevance)),
+            "support": score.score,
+            "entity_miss": float(entity_miss(question, f"{ev.chunk.heading} {ev.chunk.text}")),
+            "span_words": float(min(len(claim.split()), 40)),
+        }
+        p_accept = self.answerability.accept(features)
+        if p_accept is None:
+            ok = score.supported and relevance >= self.relevance_floor
+        else:
+            ok = p_accept >= self.accept_threshold
+            features["accept"] = p_accept
+        signals = {**base["signals"], **{k: round(v, 4) for k, v in features.items()}}
+        base = {**base, "signals": signals}
+        sentence = SentenceSupport(text=f"{claim} [{ev.n}]", citations=[ev.n], score=round(score.score, 4),
+                                   supported=ok, method="span")
+        if ok:
+            return Answer(**base, text=sentence.text, citations=[_citation(ev, score.score)], sentences=[sentence],
+                          model=self.model_name)
+        return Answer(**base, text=NOT_SUPPORTED_TEXT, refused=True, refusal_reason="not_supported",
+                      dropped=[sentence], model=self.model_name)
 
     def _verify(self, draft: str, question: str, evidence: list[Evidence], base: dict[str, Any]) -> Answer:
         """Keep the draft's sentences that the evidence supports *as an answer to this question*; cite where found.

@@ -85,6 +85,17 @@ class Settings(BaseSettings):
         description="local mode: after verification, ask the LLM whether the cited passage states the answer as the "
         "answer to the question (one short yes/no step on the cached prompt); an answer it rejects is dropped",
     )
+    not_found_floor: float | None = Field(
+        None, ge=0, le=1,
+        description="local mode with answer spans: refuse (not_found) when the LLM's own probability of starting "
+        "its reply with NOT FOUND reaches this; below it the reply is forced to a span of the evidence, which the "
+        "acceptance model then keeps or drops. Unset: the calibrated value in rag/answerability.json",
+    )
+    accept_threshold: float | None = Field(
+        None, ge=0, le=1,
+        description="local mode with answer spans: keep a span only when the calibrated acceptance model "
+        "(rag/answerability.py) gives at least this probability that it answers the question. Unset: calibrated",
+    )
     relevance_floor: float | None = Field(
         None,
         description="question-aware verification: an answer is shown only when the evidence sentence it comes "

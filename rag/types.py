@@ -130,8 +130,9 @@ class SentenceSupport(_Frozen):
     citations: list[int] = Field(default_factory=list, description="citation numbers it rests on")
     score: float = Field(description="support score against its best passage (0..1)")
     supported: bool
-    method: Literal["checker", "verbatim"] = Field(
-        "checker", description="verbatim: the sentence is quoted from the passage; checker: rag.support scored it"
+    method: Literal["checker", "verbatim", "span"] = Field(
+        "checker", description="verbatim: the sentence is quoted from the passage; checker: rag.support scored it; "
+        "span: a span the local LLM copied from the passage, kept by the calibrated acceptance model"
     )
 
 

@@ -47,3 +47,60 @@ def test_question_coverage_uses_content_stems() -> None:
     assert question_coverage("What is the default tag length?", "The default tag lengths are 128 bits.") == 1.0
     assert question_coverage("Which company funds it?", "GNOME hosts the project.") == 0.0
     assert question_coverage("What is it?", "anything") == 1.0
+
+
+# --------------------------------------------------------------------------- acceptance of drafted spans
+
+def _with_accept(weights: dict[str, float], bias: float = 0.0, threshold: float = 0.5) -> dict:
+    data = json.loads(ANSWERABILITY_PATH.read_text())
+    data["accept"] = {"weights": weights, "bias": bias, "threshold": threshold}
+    return data
+
+
+def test_acceptance_model_reads_its_block_and_is_monotone() -> None:
+    from rag.answerability import ACCEPT_FEATURES
+
+    weights = dict.fromkeys(ACCEPT_FEATURES, 0.0) | {"relevance": 1.0, "entity_miss": -2.0}
+    model = AnswerabilityModel.from_dict(_with_accept(weights, threshold=0.4))
+    assert model.thresholds["accept"] == 0.4
+    on_topic = model.accept({"relevance": 3.0, "entity_miss": 0.0})
+    off_topic = model.accept({"relevance": 3.0, "entity_miss": 3.0})
+    assert on_topic is not None and off_topic is not None and on_topic > 0.9 > 0.1 > off_topic
+
+
+def test_without_an_acceptance_block_there_is_no_acceptance_model() -> None:
+    data = json.loads(ANSWERABILITY_PATH.read_text())
+    data.pop("accept", None)
+    assert AnswerabilityModel.from_dict(data).accept({"relevance": 1.0}) is None
+
+
+def test_malformed_acceptance_block_is_a_clear_error() -> None:
+    with pytest.raises(ModelUnavailableError, match="accept"):
+        AnswerabilityModel.from_dict(_with_accept({"relevance": 1.0}))  # the other features are missing
+
+
+@pytest.mark.parametrize(
+    ("question", "names"),
+    [
+        ("What range of key lengths does Libgcrypt accept for Blowfish?", ["Libgcrypt", "Blowfish"]),
+        ("Which header declares SM4 in Nettle?", ["SM4", "Nettle"]),
+        ("Am I violating GPLv3 on x86_64?", ["GPLv3", "x86_64"]),
+        ("When did the FIPS state change in version 2.0?", ["FIPS", "2.0"]),
+        ("What is the default tag length?", []),  # the first word is not a name
+        ("Is Bob's licence valid?", ["Bob"]),  # possessive dropped
+    ],
+)
+def test_question_entities(question: str, names: list[str]) -> None:
+    from rag.answerability import question_entities
+
+    assert question_entities(question) == names
+
+
+def test_entity_miss_counts_names_the_text_never_mentions() -> None:
+    from rag.answerability import entity_miss
+
+    q = "Which header file declares the SM4 block cipher in Nettle?"
+    assert entity_miss(q, "Nettle manual > SHA2. Nettle defined SHA256 in <nettle/sha.h>.") == 1  # no SM4
+    assert entity_miss(q, "nettle > Cipher functions. SM4 is declared in <nettle/sm4.h>.") == 0  # case folded
+    assert entity_miss("Am I violating GPLv3?", "GNU GPL, version 3") == 0  # GPLv3 -> GPL + 3
+    assert entity_miss("Does MPL-covered code qualify?", "Mozilla licence text") == 1

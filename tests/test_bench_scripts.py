@@ -177,3 +177,53 @@ def test_large_pdf_reports_a_loader_failure_and_exits_non_zero(tmp_path: Path,
     assert json.loads(captured.out.strip().splitlines()[-1]) == {"ok": False, "error": captured.err[7:].strip()}
     assert large_pdf_main(["--pdf", str(tmp_path / "missing.pdf")]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- bench/calibrate_accept.py
+
+def _accept_row(set_: str, answerable: bool, span: str | None, answers: list[str], p_nf: float = 0.1,
+                evidence: float = 0.9) -> dict:
+    signals = {"p_not_found": p_nf}
+    if span is not None:
+        signals |= {"gate": 1.0, "llm_not_found": -2.0, "relevance": 3.0, "source_rank": 0.0, "support": 0.8,
+                    "entity_miss": 0.0, "span_words": 2.0}
+    return {"set": set_, "id": f"{set_}-{span}", "answerable": answerable, "answers": answers, "span": span,
+            "refused": span is None, "text": span or "", "dropped": [], "evidence_score": evidence,
+            "signals": signals}
+
+
+def test_accept_labels_a_span_by_the_gold_answer_it_holds() -> None:
+    from bench.calibrate_accept import _label
+
+    rows = _label([_accept_row("s", True, "16384 bytes [2]", ["16384 bytes"]),
+                   _accept_row("s", True, "16 [4]", ["8 to 576 bits"]),
+                   _accept_row("s", False, "<nettle/sha.h> [2]", [])], 10, 0)
+    assert [r["correct"] for r in rows] == [True, False, False]
+
+
+def test_accept_outcome_counts_right_wrong_and_refused_per_set() -> None:
+    from bench.calibrate_accept import _outcome, _utility
+
+    rows = [_accept_row("a", True, "x", ["x"]), _accept_row("a", True, "y", ["x"]),
+            _accept_row("a", False, "z", [], p_nf=0.9), _accept_row("b", False, "w", [])]
+    for r, ok in zip(rows, [True, False, False, False], strict=True):
+        r["correct"] = ok
+    probs = [0.9, 0.8, 0.9, 0.2]
+    out = _outcome(rows, probs, t_accept=0.5, t_nf=0.5)
+    assert out["a"] == {"answerable": 2, "unanswerable": 1, "right_shown": 1, "wrong_shown": 1,
+                        "unanswerable_refused": 1}  # the third is refused on its P(NOT FOUND)
+    assert out["b"]["unanswerable_refused"] == 1 and out["b"]["wrong_shown"] == 0
+    # per set (right - cost x wrong) / questions, averaged: a = (1 - 2) / 3, b = 0
+    assert _utility(rows, probs, 0.5, 0.5, wrong_cost=2.0) == pytest.approx((-1 / 3 + 0.0) / 2)
+
+
+def test_shipped_acceptance_model_has_provenance_and_cv_figures() -> None:
+    import json
+
+    from rag.answerability import ACCEPT_FEATURES, ANSWERABILITY_PATH
+
+    data = json.loads(ANSWERABILITY_PATH.read_text())
+    accept = data["accept"]
+    assert set(accept["weights"]) == set(ACCEPT_FEATURES) and 0 < accept["threshold"] < 1
+    assert "bench.calibrate_accept" in accept["_about"] and {"squad2", "realdocs", "seeds"} <= set(accept["cv"])
+    assert 0 < data["thresholds"]["not_found"] <= 1

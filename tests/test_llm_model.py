@@ -471,3 +471,26 @@ def test_yes_no_probability_is_stable_across_kv_states(small_model: LocalChatMod
     small_model.chat(qa("Who makes the Zorblax 9?"), max_tokens=10)  # shares only the chat header
     # Partial re-evaluation splits the batches differently: Q4 float noise (~0.03 seen), not a new answer.
     assert small_model.yes_no_probability(msgs) == pytest.approx(first, abs=0.05)
+
+
+@pytest.mark.slow
+def test_next_token_probability_reads_the_models_own_preference(small_model: LocalChatModel) -> None:
+    asked = [{"role": "system", "content": "Answer from the source. If the source does not say, reply NOT FOUND."},
+             {"role": "user", "content": f"Source:\n{CONTEXT}\n\nQuestion: "}]
+    absent = [asked[0], {"role": "user", "content": asked[1]["content"] + "Who was the first emperor of Rome?"}]
+    present = [asked[0], {"role": "user", "content": asked[1]["content"] + "How much does the Zorblax 9 weigh?"}]
+    p_absent = small_model.next_token_probability(absent, "NOT")
+    p_present = small_model.next_token_probability(present, "NOT")
+    assert 0.0 <= p_present < p_absent <= 1.0
+    assert small_model.next_token_probability(absent, "NOT") == pytest.approx(p_absent, abs=0.05)  # cached prompt
+    with pytest.raises(ModelUnavailableError, match="single token"):
+        small_model.next_token_probability(absent, "NOT FOUND ANYWHERE AT ALL")
+
+
+def test_scripted_next_token_probability() -> None:
+    fake = ScriptedChatModel()
+    fake.enqueue_next_token(0.8)
+    assert fake.next_token_probability(USER, "NOT") == 0.8
+    assert fake.next_token_probability(USER, "NOT") == 0.0  # the default once the queue is empty
+    with pytest.raises(ValueError):
+        fake.enqueue_next_token(1.5)

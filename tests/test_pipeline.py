@@ -364,6 +364,8 @@ def test_span_grammar_allows_only_evidence_spans() -> None:
     assert 'p1w4 ::= "2021" ("," (" " p1w5)?)?' in lines  # a span may stop before the comma
     assert 'p2w1 ::= "back\\\\slash" (".")?' in lines
     assert 'p1 ::= (p1w0 | p1w1 | p1w2 | p1w3 | p1w4 | p1w5 | p1w6) " [1]"' in lines
+    forced = span_grammar([Evidence(1, chunk, 0, 1, "Signed in 2021.", 1.0)], not_found=False)
+    assert forced.splitlines()[0] == "root ::= p1"  # no way out but a span
 
 
 @pytest.mark.parametrize(
@@ -386,3 +388,58 @@ def test_a_bare_number_is_completed_from_its_sentence(sentence: str, span: str, 
 
     assert complete_number(sentence, span) == completed
     assert completed in sentence
+
+
+# --------------------------------------------------------------------------- local span mode: P(NOT FOUND) and acceptance
+
+def test_confident_not_found_refuses_without_generating(indexed: Settings, shared_parts) -> None:
+    llm = ScriptedChatModel([])  # raises if asked to generate
+    llm.enqueue_next_token(0.97)
+    pipe = make_pipe(indexed, shared_parts, mode="local", llm=llm, not_found_floor=0.6)
+    answer = pipe.ask("How many panels does the solar array have?")
+    assert answer.refused and answer.refusal_reason == "not_found"
+    assert answer.signals["p_not_found"] == pytest.approx(0.97)
+    assert [c["method"] for c in llm.calls] == ["next_token_probability"]
+    assert llm.calls[0]["word"] == "NOT"
+
+
+def test_unsure_not_found_forces_a_span_that_the_acceptance_model_judges(indexed: Settings, shared_parts) -> None:
+    llm = ScriptedChatModel(["4,200 panels [1]"])
+    llm.enqueue_next_token(0.3)
+    pipe = make_pipe(indexed, shared_parts, mode="local", llm=llm, not_found_floor=0.6, accept_threshold=0.5)
+    pipe.answerability = _model_with_accept({"relevance": 1.0, "entity_miss": -4.0})
+    answer = pipe.ask("How many panels does the solar array have?")
+    gen = llm.calls[-1]
+    assert gen["method"] == "stream" and "NOT FOUND" not in gen["grammar"].splitlines()[0]  # a span is forced
+    assert not answer.refused and answer.text.startswith("4,200 panels [")
+    assert answer.sentences[0].method == "span" and answer.sentences[0].supported
+    assert {"p_not_found", "relevance", "source_rank", "support", "entity_miss", "span_words", "accept"} <= set(
+        answer.signals)
+    assert answer.signals["entity_miss"] == 0 and answer.signals["accept"] >= 0.5
+    assert_citations_exact(answer)
+
+
+def test_a_span_the_acceptance_model_rejects_is_not_shown(indexed: Settings, shared_parts) -> None:
+    llm = ScriptedChatModel(["4,200 panels [1]"])
+    pipe = make_pipe(indexed, shared_parts, mode="local", llm=llm, accept_threshold=0.99)
+    pipe.answerability = _model_with_accept({"relevance": 0.0}, bias=-1.0)
+    answer = pipe.ask("How many panels does the solar array have?")
+    assert answer.refused and answer.refusal_reason == "not_supported" and not answer.citations
+    assert answer.dropped and answer.dropped[0].method == "span" and not answer.dropped[0].supported
+
+
+def test_free_text_in_span_mode_is_verified_by_the_checker(indexed: Settings, shared_parts) -> None:
+    """A reply that is not a span of its passage (no grammar applied) goes through the support checker."""
+    llm = ScriptedChatModel(["The array was built by Tesla engineers in 1999 [1]."])
+    pipe = make_pipe(indexed, shared_parts, mode="local", llm=llm)
+    pipe.answerability = _model_with_accept({"relevance": 0.0}, bias=10.0)  # would accept anything
+    answer = pipe.ask("When did Eastbrook finish building its solar array?")
+    assert "Tesla" not in answer.text and answer.dropped and answer.dropped[0].method == "checker"
+
+
+def _model_with_accept(weights: dict[str, float], bias: float = 0.0):
+    from rag.answerability import ACCEPT_FEATURES, AnswerabilityModel
+
+    base = AnswerabilityModel.load()
+    return AnswerabilityModel(base.weights, base.bias, dict(base.thresholds), "test",
+                              dict.fromkeys(ACCEPT_FEATURES, 0.0) | weights, bias)

@@ -95,6 +95,13 @@ class SerialChatModel:
         finally:
             self.lock.release()
 
+    def next_token_probability(self, messages: Any, word: str) -> float:
+        self._acquire()
+        try:
+            return float(self.inner.next_token_probability(messages, word))
+        finally:
+            self.lock.release()
+
     def yes_no_probability(self, messages: Any) -> float:
         self._acquire()
         try:
