@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install install-llm run index serve test test-slow test-all bench clean chromium
+.PHONY: install install-llm run index serve lint test test-slow test-all bench clean chromium
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,7 +30,11 @@ run: $(LLM_STAMP)        ## start the server on http://127.0.0.1:8000 (chat UI a
 chromium:                ## Debian's chromium, for the browser test (tests/test_browser.py)
 	test -x /usr/bin/chromium || (apt-get install -y chromium || (apt-get update && apt-get install -y chromium))
 
-test: $(STAMP) chromium  ## the default (fast) test suite
+lint: $(STAMP)           ## ruff, and the import contract (the layers in pyproject.toml [tool.importlinter])
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+test: $(STAMP) chromium lint  ## lint, then the default (fast) test suite
 	$(BIN)/python -m pytest -q
 
 test-slow: $(LLM_STAMP) chromium  ## the long tests: crash recovery, servers, local LLM

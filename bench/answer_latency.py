@@ -60,11 +60,14 @@ def main() -> None:
             "first_token_n": len(firsts),
             "stages_p50_s": {k: round(percentile(v, 50), 3) for k, v in stages.items()},
         }
-    print(f"machine: {machine()}; model: {settings.llm_model}; {len(items)} standalone golden questions x {args.repeat}")
+    print(f"machine: {machine()}; model: {settings.llm_model}; "
+          f"{len(items)} standalone golden questions x {args.repeat}")
     for mode, r in results.items():
-        first = f", first token p50 {r['first_token_p50_s']} s p95 {r['first_token_p95_s']} s (n={r['first_token_n']})" \
+        first = (f", first token p50 {r['first_token_p50_s']} s p95 {r['first_token_p95_s']} s "
+                 f"(n={r['first_token_n']})") \
             if r["first_token_p50_s"] is not None else ""
-        print(f"{mode:>10}: answer p50 {r['p50_s']} s, p95 {r['p95_s']} s{first}; refused {r['refused']}/{r['questions']}")
+        print(f"{mode:>10}: answer p50 {r['p50_s']} s, p95 {r['p95_s']} s{first}; "
+              f"refused {r['refused']}/{r['questions']}")
         print(f"{'':>10}  stages p50: " + ", ".join(f"{k} {v}" for k, v in r["stages_p50_s"].items()))
     if "extractive" in results and "local" in results:
         print(f"local / extractive p50 ratio: {results['local']['p50_s'] / results['extractive']['p50_s']:.1f}x")

@@ -7,7 +7,8 @@ gate open, the LLM's P(NOT FOUND) recorded but never acted on, every forced span
 :data:`rag.answerability.ACCEPT_FEATURES` and the label "the span answers the question" (the answer holds a gold
 answer, as ``rag eval suite`` scores it; never for an unanswerable question).
 
-The fit: a logistic model over the standardised features (folded back to raw weights), 5-fold cross-validated, each set weighted the same and inside a set
+The fit: a logistic model over the standardised features (folded back to raw weights), 5-fold cross-validated,
+each set weighted the same and inside a set
 both labels the same. Thresholds, chosen on the cross-validated probabilities with every set weighted the same:
 - ``accept`` (P(the span answers) a span needs) and ``not_found`` (the LLM's P(NOT FOUND) at which a question is
   refused without generating), searched together: the pair that maximises (right answers shown) - ``--wrong-cost``

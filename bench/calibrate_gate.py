@@ -106,7 +106,8 @@ def main() -> None:
     for t in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
         tpr = sum(s < t for s in neg) / len(neg)
         tnr = sum(s >= t for s in pos) / len(pos)
-        print(f"  threshold {t:.2f}: unanswerable refused {tpr:.3f}, answerable kept {tnr:.3f}, bacc {(tpr + tnr) / 2:.3f}")
+        print(f"  threshold {t:.2f}: unanswerable refused {tpr:.3f}, answerable kept {tnr:.3f}, "
+              f"bacc {(tpr + tnr) / 2:.3f}")
     if args.json:
         print(json.dumps(result))
 

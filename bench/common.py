@@ -7,10 +7,7 @@ import platform
 import statistics
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+import rag  # noqa: F401 - its import sets the offline environment (rag/__init__.py OFFLINE_ENV) for every benchmark
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"

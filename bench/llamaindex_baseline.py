@@ -239,9 +239,9 @@ class SystemReport:
 
 def _llama_cpp_llm_class() -> type:
     """A minimal llama-index ``CustomLLM`` over ``llama_cpp.Llama`` (built lazily: llama-index imports are slow)."""
+    from llama_index.core.bridge.pydantic import PrivateAttr
     from llama_index.core.llms import CompletionResponse, CompletionResponseGen, CustomLLM, LLMMetadata
     from llama_index.core.llms.callbacks import llm_completion_callback
-    from llama_index.core.bridge.pydantic import PrivateAttr
 
     class LlamaCppLLM(CustomLLM):
         model_path: str
@@ -364,7 +364,7 @@ def run_llamaindex(report: SystemReport, docs_dir: Path, questions: list[Questio
             t = time.perf_counter()
             try:
                 response = engine.query(q.question)
-            except Exception as exc:  # a failing question is scored as unanswered, and counted as an error
+            except Exception as exc:  # noqa: BLE001 - a failing question is scored as unanswered, and counted as an error
                 sc = score(q, "", [], False, seconds=time.perf_counter() - t, error=f"{type(exc).__name__}: {exc}")
             else:
                 seconds = time.perf_counter() - t
@@ -410,7 +410,7 @@ def run_ours(report: SystemReport, docs_dir: Path, questions: list[Question], gg
         t = time.perf_counter()
         try:
             answer = pipe.ask(q.question)
-        except Exception as exc:  # same treatment as the LlamaIndex side
+        except Exception as exc:  # noqa: BLE001 - same treatment as the LlamaIndex side
             sc = score(q, "", [], False, seconds=time.perf_counter() - t, error=f"{type(exc).__name__}: {exc}")
         else:
             sc = score(q, answer.text, [c.quote for c in answer.citations], bool(answer.refused),
@@ -510,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
                                    settings.llm_max_tokens, show)
                 else:
                     run_ours(report, args.docs, questions, gguf, work, show)
-            except Exception as exc:  # one system failing must not lose the other's figures
+            except Exception as exc:  # noqa: BLE001 - one system failing must not lose the other's figures
                 traceback.print_exc()
                 report.failure = f"{type(exc).__name__}: {exc}"
                 print(f"error: {name} failed: {report.failure}", file=sys.stderr, flush=True)

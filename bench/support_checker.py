@@ -31,7 +31,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import os
 import pickle
 import sys
 import time
@@ -39,11 +38,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -469,12 +464,12 @@ def main(argv: list[str] | None = None) -> int:
                 timing[name] = time_checker(part, args.timing_pairs, cal)
                 results[f"{name} (cross-validated)"]["ms_per_pair"] = timing[name]
 
-    print(_table(results))  # noqa: T201
+    print(_table(results))
     curve = threshold_curve(rows, oof)
-    print("balanced accuracy (cross-validated) at other thresholds:")  # noqa: T201
+    print("balanced accuracy (cross-validated) at other thresholds:")
     for name, points in curve.items():
-        print(f"  {name:28s}" + "".join(f"  {t}: {v:.3f}" for t, v in points.items()))  # noqa: T201
-    date = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        print(f"  {name:28s}" + "".join(f"  {t}: {v:.3f}" for t, v in points.items()))
+    date = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     summary: dict[str, Any] = {
         "date": date,
         "data": {name: {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
@@ -495,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.llm:
         judge = make_llm_judge(args.llm_model)
         if judge is None:
-            print("LLM judge: unavailable (see log), skipped", file=sys.stderr)  # noqa: T201
+            print("LLM judge: unavailable (see log), skipped", file=sys.stderr)
         else:
             llm: dict[str, Any] = {}
             for name, part in by_set.items():
@@ -506,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
                 y = np.asarray([r["label"] == "unsupported" for r in sub], dtype=int)
                 llm[name] = {"pairs": len(sub), **figures(y, probs), "ms_per_pair": ms}
             summary["llm_judge"] = {"model": args.llm_model or "default", "system_prompt": JUDGE_SYSTEM, **llm}
-            print(_table({f"{k} (LLM judge)": v for k, v in llm.items()}))  # noqa: T201
+            print(_table({f"{k} (LLM judge)": v for k, v in llm.items()}))
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2))
@@ -539,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
             "ms_per_pair": {k: round(v, 1) for k, v in timing.items()},
         }
         CALIBRATION_PATH.write_text(json.dumps(calibration, indent=2) + "\n")
-        print(f"wrote {CALIBRATION_PATH}")  # noqa: T201
+        print(f"wrote {CALIBRATION_PATH}")
     return 0
 
 

@@ -11,13 +11,8 @@ unanswerable -> refused. The corpus is indexed into an index of its own (increme
 
 from __future__ import annotations
 
-import os
-
-for _var, _value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("ANONYMIZED_TELEMETRY", "False"),
-                     ("TOKENIZERS_PARALLELISM", "false")):
-    os.environ.setdefault(_var, _value)
-
 import hashlib
+import os
 from pathlib import Path
 from typing import Any
 

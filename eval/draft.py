@@ -913,7 +913,7 @@ class _LineProgress:
 
     def update(self, n: int) -> None:
         self.done += n
-        print(f"  drafted {self.done}/{self.total}", file=sys.stderr, flush=True)
+        print(f"  drafted {self.done}/{self.total}", file=sys.stderr, flush=True)  # noqa: T201 - a command's output
 
     def close(self) -> None:
         pass
@@ -951,25 +951,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows, stats = _draft(args.corpus, settings, n=args.n, seed=args.seed, llm=llm,
                              progress=_LineProgress if llm is not None else None)
     except RagError as exc:
-        print(f"error: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""), file=sys.stderr)
+        print(f"error: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""), file=sys.stderr)  # noqa: T201 - a command's output
         return 2
     if not rows:
-        print(f"error: nothing to draft from {', '.join(map(str, args.corpus))} "
+        print(f"error: nothing to draft from {', '.join(map(str, args.corpus))} "  # noqa: T201 - a command's output
               f"({stats.documents} documents, no usable sentences)", file=sys.stderr)
         return 1
     write_jsonl(rows, args.out)
-    print(f"drafted {len(rows)} rows ({stats.answerable} answerable, {stats.unanswerable} unanswerable) "
+    print(f"drafted {len(rows)} rows ({stats.answerable} answerable, {stats.unanswerable} unanswerable) "  # noqa: T201 - a command's output
           f"from {stats.documents} document(s) in {stats.files} file(s) -> {args.out}")
     if llm is not None:
         rejected = ", ".join(f"{why}: {k}" for why, k in stats.llm_rejected.most_common())
-        print(f"questions: {stats.llm_questions} by the LLM ({args.mode}), {stats.template_questions} from templates"
+        print(f"questions: {stats.llm_questions} by the LLM ({args.mode}), {stats.template_questions} from templates"  # noqa: T201 - a command's output
               + (f" (LLM replies rejected: {rejected})" if rejected else ""))
     else:
-        print(f"questions: {stats.template_questions} from templates")
+        print(f"questions: {stats.template_questions} from templates")  # noqa: T201 - a command's output
     if stats.skipped:
-        print(f"skipped {len(stats.skipped)} file(s): " + "; ".join(stats.skipped[:3])
+        print(f"skipped {len(stats.skipped)} file(s): " + "; ".join(stats.skipped[:3])  # noqa: T201 - a command's output
               + (" ..." if len(stats.skipped) > 3 else ""))
-    print("every row is a draft (field 'review'): check the question, the answer and the evidence, "
+    print("every row is a draft (field 'review'): check the question, the answer and the evidence, "  # noqa: T201 - a command's output
           "then drop 'review'")
     return 0
 

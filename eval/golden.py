@@ -58,7 +58,9 @@ def normalize(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).lower()
     text = _DIGIT_COMMA.sub("", text)
     text = "".join(
-        "" if ch in _APOSTROPHES else " " if ch in string.punctuation or unicodedata.category(ch).startswith("P") else ch
+        "" if ch in _APOSTROPHES
+        else " " if ch in string.punctuation or unicodedata.category(ch).startswith("P")
+        else ch
         for ch in text
     )
     text = _ARTICLES.sub(" ", text)
@@ -166,7 +168,8 @@ def _check_evidence(item: GoldenItem, where: str, document_text: str | None,
         else:
             texts = list(names.values())
         if not any(evidence_in(t, evidence) for t in texts):
-            raise GoldenError(f"{where}: evidence is in none of the documents {sorted(item.expected_sources) or 'given'}"
+            named = sorted(item.expected_sources) or "given"
+            raise GoldenError(f"{where}: evidence is in none of the documents {named}"
                               f" (compared after collapsing whitespace and undoing hyphenation): {evidence!r}")
     elif document_text is not None and " ".join(evidence.split()) not in " ".join(document_text.split()):
         raise GoldenError(f"{where}: evidence is not an exact substring of the document (whitespace collapsed): "

@@ -39,13 +39,6 @@ class Embedder(Protocol):
     def embed_query(self, text: str) -> np.ndarray: ...
 
 
-def _offline() -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-
-
 class SentenceTransformerEmbedder:
     """A sentence-transformers model from a local directory.
 
@@ -73,7 +66,6 @@ class SentenceTransformerEmbedder:
                 f"no sentence-transformers model at {self.model_dir}",
                 hint="set RAG_EMBED_MODEL to a local model folder, 'all-MiniLM-L6-v2' or 'bge-small-en-v1.5'",
             )
-        _offline()
         from sentence_transformers import SentenceTransformer
 
         self._model = SentenceTransformer(str(self.model_dir), device="cpu")
@@ -86,7 +78,8 @@ class SentenceTransformerEmbedder:
         tokenizer_file = self.model_dir / "tokenizer.json"
         if not tokenizer_file.is_file():
             return None
-        stamp = hashlib.sha256(f"{self.model_dir.resolve()}|{(self.model_dir / 'config.json').stat().st_mtime_ns}".encode()).hexdigest()[:12]
+        mtime = (self.model_dir / "config.json").stat().st_mtime_ns
+        stamp = hashlib.sha256(f"{self.model_dir.resolve()}|{mtime}".encode()).hexdigest()[:12]
         onnx_file = cache / f"query-encoder-{stamp}.onnx"
         try:
             if not onnx_file.is_file():
@@ -98,7 +91,7 @@ class SentenceTransformerEmbedder:
             if float(query.embed_documents([probe])[0] @ self._torch_embed([probe])[0]) < 0.9999:
                 raise ValueError("ONNX export disagrees with the PyTorch model")
             return query
-        except Exception as exc:  # optional speed-up: any failure keeps the PyTorch path
+        except Exception as exc:  # noqa: BLE001 - optional speed-up: any failure keeps the PyTorch path
             logger.warning("query encoder stays on PyTorch (%s: %s)", type(exc).__name__, exc)
             return None
 

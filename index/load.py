@@ -849,7 +849,7 @@ def _font_flags(font: Any, cache: dict[int, tuple[bool, bool]]) -> tuple[bool, b
             fixed = False
             if descriptor is not None:
                 fixed = bool(int(descriptor.get_object().get("/Flags", 0)) & 1)
-        except Exception:  # a damaged font dictionary: read its text as proportional
+        except Exception:  # noqa: BLE001 - a damaged font dictionary: read its text as proportional
             name, fixed = "", False
         flags = (fixed or bool(_MONO_FONT.search(name)), bool(_BOLD_FONT.search(name)))
         cache[key] = flags
@@ -937,7 +937,7 @@ def _outline(reader: Any) -> list[tuple[int, int, str]]:
             try:
                 page = reader.get_destination_page_number(item)
                 title = _collapse(str(item.title or ""))
-            except Exception:  # a broken bookmark: skip it
+            except Exception:  # noqa: BLE001 - a broken bookmark: skip it
                 continue
             if title and page is not None and page >= 0:
                 out.append((page, depth, title))
@@ -1286,7 +1286,7 @@ def _load_pdf(path: Path) -> list[Document]:
         meta_title = (reader.metadata.title if reader.metadata else None) or ""
     except UnreadableDocumentError:
         raise
-    except Exception as exc:  # pypdf raises many types on corrupt input; all mean "unreadable"
+    except Exception as exc:  # noqa: BLE001 - pypdf raises many types on corrupt input; all mean "unreadable"
         raise UnreadableDocumentError(f"{path}: corrupt PDF ({type(exc).__name__}: {exc})") from None
     text, page_starts, sections = _PdfText(pages, outline).build()
     title = _collapse(str(meta_title))
@@ -1304,7 +1304,7 @@ def _load_docx(path: Path) -> list[Document]:
     try:
         d = docx.Document(str(path))
         items = list(d.iter_inner_content())
-    except Exception as exc:  # python-docx raises many types on corrupt input; all mean "unreadable"
+    except Exception as exc:  # noqa: BLE001 - python-docx raises many types on corrupt input; all mean "unreadable"
         raise UnreadableDocumentError(f"{path}: corrupt DOCX ({type(exc).__name__}: {exc})") from None
     parts: list[str] = []
     heads: list[tuple[int, int, str]] = []

@@ -164,7 +164,8 @@ class Manifest:
                       c.section) for c in chunks],
                 )
                 self._db.execute(
-                    "INSERT OR REPLACE INTO documents(doc_id, source, external_id, title, content_hash, n_chunks, chars, indexed_at) "
+                    "INSERT OR REPLACE INTO documents"
+                    "(doc_id, source, external_id, title, content_hash, n_chunks, chars, indexed_at) "
                     "VALUES (?,?,?,?,?,?,?,?)",
                     (doc.id, doc.source, doc.external_id, doc.title, doc.content_hash, len(chunks), len(doc.text), now),
                 )

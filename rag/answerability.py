@@ -110,7 +110,8 @@ def question_entities(question: str) -> list[str]:
 
 def entity_miss(question: str, text: str) -> int:
     """How many of :func:`question_entities` ``text`` never mentions. A name counts as mentioned when each of its
-    letter runs (two letters or more, split at case changes) and digit runs occurs in ``text``, case-insensitively: ``GPLv3`` is mentioned
+    letter runs (two letters or more, split at case changes) and digit runs occurs in ``text``, case-insensitively:
+    ``GPLv3`` is mentioned
     by "GPL ... version 3", ``MPL-covered`` by "MPL"."""
     low = text.lower()
     words = set(re.findall(r"[a-z]+|\d+", low))

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
+from rag.answerability import AnswerabilityModel, entity_miss, logit, question_coverage
 from rag.errors import BadQueryError, GenerationError
 from rag.llm_model import Message
-from rag.answerability import AnswerabilityModel, entity_miss, logit, question_coverage
 from rag.settings import AnswerMode, Settings
 from rag.text import sentence_spans, split_sentences
 from rag.types import Answer, Chunk, Citation, Hit, Passage, SentenceSupport
@@ -269,7 +269,8 @@ def complete_number(sentence: str, span: str) -> str:
     if not _NUMBER_ONLY.match(core):
         return span
     for m in re.finditer(re.escape(core), sentence):
-        if (m.start() and sentence[m.start() - 1].isalnum()) or (m.end() < len(sentence) and sentence[m.end()].isalnum()):
+        before = m.start() and sentence[m.start() - 1].isalnum()
+        if before or (m.end() < len(sentence) and sentence[m.end()].isalnum()):
             continue  # part of a longer token
         start, end = m.start(), m.end()
         date = re.compile(
@@ -423,7 +424,8 @@ class Pipeline:
     @property
     def gate_threshold(self) -> float:
         """P(answerable) below which this mode refuses before any LLM call (settings override the calibration)."""
-        override = self.settings.extractive_gate_threshold if self.mode == "extractive" else self.settings.gate_threshold
+        s = self.settings
+        override = s.extractive_gate_threshold if self.mode == "extractive" else s.gate_threshold
         return override if override is not None else self.answerability.threshold(self.mode)
 
     @property
@@ -637,7 +639,8 @@ class Pipeline:
             return EvidenceSet([], [], {})
         scores = self.reranker.score(query, [_with_heading(s) for s in sentences])
         scored = sorted(
-            (Sentence(s.chunk, s.chunk_rank, s.start, s.end, s.text, sc) for s, sc in zip(sentences, scores, strict=True)),
+            (Sentence(s.chunk, s.chunk_rank, s.start, s.end, s.text, sc)
+             for s, sc in zip(sentences, scores, strict=True)),
             key=lambda s: -s.score,
         )
         best = scored[: self.settings.evidence_sentences]

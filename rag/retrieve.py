@@ -111,7 +111,8 @@ class Retriever:
             ranked = lexical
         else:
             ranked = fuse(
-                [([c for c, _ in dense], self.settings.dense_weight), ([c for c, _ in lexical], self.settings.bm25_weight)],
+                [([c for c, _ in dense], self.settings.dense_weight),
+                 ([c for c, _ in lexical], self.settings.bm25_weight)],
                 self.settings.rrf_k,
             )
         ranked = ranked[: k * 2]  # room for chunks deleted since the store answered

@@ -30,7 +30,8 @@ class Settings(BaseSettings):
     seeds_dir: Path = Field(Path("seeds"), description="default folder indexed by `rag index` and the server")
     index_name: str = Field("default", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,40}$",
                             description="logical index; its collection name adds a fingerprint of the models")
-    chroma_url: str | None = Field(None, description="Chroma server URL (http://host:port); unset: embedded Chroma under data_dir")
+    chroma_url: str | None = Field(
+        None, description="Chroma server URL (http://host:port); unset: embedded Chroma under data_dir")
 
     # --- documents and chunks
     chunk_size: int = Field(256, gt=16, le=8192, description="chunk size in tokens (llama-index SentenceSplitter)")

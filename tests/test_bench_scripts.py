@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.large_pdf import measure
 from bench.large_pdf import main as large_pdf_main
+from bench.large_pdf import measure
 from bench.llamaindex_baseline import (
     REALDOCS,
     Question,

@@ -47,7 +47,8 @@ def citation(quote: str = QUOTE, n: int = 1, chunk_id: str = "c1") -> Citation:
 
 
 def answer(**kw: Any) -> Answer:
-    base: dict[str, Any] = {"question": "When was the treaty signed?", "standalone_question": "When was the treaty signed?",
+    base: dict[str, Any] = {"question": "When was the treaty signed?",
+                            "standalone_question": "When was the treaty signed?",
                             "text": f"{QUOTE} [1]", "citations": [citation()], "mode": "extractive",
                             "seconds": {"total": 1.23}}
     base.update(kw)

@@ -34,7 +34,7 @@ def test_overlap_and_size_settings_take_effect():
     overlapped = chunk_document(doc, chunk_size=64, chunk_overlap=32)
     assert len(small) > len(large) >= 2
     assert len(overlapped) > len(small)
-    assert any(b.start < a.end for a, b in zip(overlapped, overlapped[1:]))
+    assert any(b.start < a.end for a, b in zip(overlapped, overlapped[1:], strict=False))
     assert all(doc.text[c.start : c.end] == c.text for c in overlapped)
 
 

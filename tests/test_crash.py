@@ -23,7 +23,8 @@ N_DOCS = 400
 def write_corpus(path: Path) -> None:
     with path.open("w") as fh:
         for i in range(N_DOCS):
-            text = " ".join(f"Document {i} sentence {j} mentions topic {(i * 7 + j) % 97} and value {i * j}." for j in range(6))
+            text = " ".join(f"Document {i} sentence {j} mentions topic {(i * 7 + j) % 97} and value {i * j}."
+                            for j in range(6))
             fh.write(json.dumps({"_id": f"doc{i}", "title": f"Title {i}", "text": text}) + "\n")
 
 

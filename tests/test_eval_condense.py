@@ -326,10 +326,12 @@ def test_main_prints_json_last(tmp_path: Path, capsys: pytest.CaptureFixture[str
 def test_cli_eval_condense_writes_a_run_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from rag.cli import main
 
-    hist = [{"role": "user", "text": "Who built the lighthouse?"}, {"role": "assistant", "text": "The Merrow brothers."}]
+    hist = [{"role": "user", "text": "Who built the lighthouse?"},
+            {"role": "assistant", "text": "The Merrow brothers."}]
     path = write_jsonl(tmp_path / "dev.jsonl", [
         row_dict(0, question="Who built the lighthouse?", rewrite="Who built the lighthouse?"),
-        row_dict(1, hist, question="When did they build it?", rewrite="When did the Merrow brothers build the lighthouse?"),
+        row_dict(1, hist, question="When did they build it?",
+                 rewrite="When did the Merrow brothers build the lighthouse?"),
     ])
     runs = tmp_path / "runs"
     assert main(["eval", "condense", "--file", str(path), "--limit", "0", "--mode", "extractive", "--no-retrieval",

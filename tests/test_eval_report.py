@@ -144,7 +144,8 @@ def test_groundedness_report(tmp_path: Path) -> None:
 
 
 def suite_records() -> list[dict]:
-    cite = {"n": 1, "source": "/data/docs/report.pdf", "page": 3, "quote": "Revenue grew 12% in 2021 | driven by exports."}
+    cite = {"n": 1, "source": "/data/docs/report.pdf", "page": 3,
+            "quote": "Revenue grew 12% in 2021 | driven by exports."}
     return [
         {"id": "g01", "question": "How much did revenue grow?", "answerable": True, "answer": "It grew 12% [1].",
          "citations": [cite], "correct": True, "refused": False, "grounded": 1.0, "sentence_scores": [0.91],

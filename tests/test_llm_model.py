@@ -13,9 +13,6 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
 from rag import llm_model
 from rag.errors import ModelUnavailableError
 from rag.llm_model import (

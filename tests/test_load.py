@@ -70,7 +70,9 @@ def test_html_visible_text_only():
 
 
 def test_pdf_keeps_page_numbers(tmp_path: Path):
-    pdf = make_pdf(tmp_path / "report.pdf", ["Annual report of the ferry company.", "Page two says the ferry carried 91,000 passengers."], title="Ferry Report")
+    pdf = make_pdf(tmp_path / "report.pdf",
+                   ["Annual report of the ferry company.", "Page two says the ferry carried 91,000 passengers."],
+                   title="Ferry Report")
     (doc,) = load_file(pdf)
     assert doc.title == "Ferry Report"
     assert [p for p, _ in doc.pages] == [1, 2]

@@ -78,7 +78,8 @@ def test_fuse_weights_and_ties():
 def test_reader_picks_up_new_documents(settings: Settings, corpus_dir: Path, minilm):
     ingest([corpus_dir], settings, embedder=minilm)
     r = Retriever(settings, embedder=minilm)
-    assert r.search("marathon October", mode="bm25") == [] or "marathon" not in r.search("marathon", mode="bm25")[0].chunk.text
+    assert (r.search("marathon October", mode="bm25") == []
+            or "marathon" not in r.search("marathon", mode="bm25")[0].chunk.text)
     (corpus_dir / "marathon.txt").write_text("The Eastbrook marathon is held every October along the harbor.")
     ingest([corpus_dir], settings, embedder=minilm)
     assert "marathon" in r.search("marathon October", mode="bm25", k=1)[0].chunk.text

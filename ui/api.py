@@ -8,12 +8,6 @@ Start-up (lifespan) runs :meth:`ui.service.Service.start` in a thread: the serve
 
 from __future__ import annotations
 
-import os
-
-for _var, _value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("GRADIO_ANALYTICS_ENABLED", "False"),
-                     ("ANONYMIZED_TELEMETRY", "False"), ("TOKENIZERS_PARALLELISM", "false")):
-    os.environ.setdefault(_var, _value)  # before any model or UI library is imported
-
 import asyncio
 import hmac
 import json
