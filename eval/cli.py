@@ -122,7 +122,7 @@ def eval_groundedness_cmd(
     on all rows and on the length-matched ones. Writes a run folder (results.jsonl, summary.json, report.md)."""
     from eval.groundedness import evaluate_groundedness, format_summary, load_pairs
     from eval.report import groundedness_report
-    from rag.pipeline import _shared_checker
+    from rag.models import Models, make_chat_model
 
     try:
         rows = load_pairs(pairs)
@@ -130,10 +130,9 @@ def eval_groundedness_cmd(
         raise RagError(str(exc), hint="see ../shared/data/halueval_qa/pairs.jsonl for the format") from None
     rows = rows[:limit] if limit else rows
     if judge == "checker":
-        scorer, judge_name = _shared_checker(), "support-checker"
+        scorer, judge_name = Models(current_settings()).checker, "support-checker"
     elif judge in ("hosted", "local"):
         from eval.groundedness import LlmJudge
-        from rag.pipeline import make_chat_model
 
         llm = make_chat_model(current_settings(), judge)  # type: ignore[arg-type]
         llm.warm_up()
@@ -264,9 +263,11 @@ def eval_suite_cmd(
     from eval.report import suite_report
     from eval.suite import format_record, format_summary, run_suite, summarize_suite
     from index.ingest import ingest
-    from rag.pipeline import Pipeline, _shared_checker
+    from rag.models import Models
+    from rag.pipeline import Pipeline
 
     settings = current_settings()
+    models = Models(settings)
     golden = golden or SEEDS_GOLDEN
     corpus = (corpus or settings.seeds_dir).resolve()
     index_name = None
@@ -280,9 +281,10 @@ def eval_suite_cmd(
         items = items[:limit]
     report = ingest([corpus], settings, index_name=index_name, progress=progress_bar)
     typer.echo(f"{golden.name}: {len(items)} questions on {corpus} ({report.documents_total} documents)", err=True)
-    pipe = Pipeline(settings, index_name=index_name, mode=check_answer_mode(mode))  # type: ignore[arg-type]
+    pipe = Pipeline(settings, index_name=index_name, mode=check_answer_mode(mode),  # type: ignore[arg-type]
+                    models=models)
     pipe.warm_up()
-    checker = _shared_checker()
+    checker = models.checker
     records = run_suite(items, pipe.ask, checker=checker, retriever=pipe.retriever, k=k,
                         candidates=pipe.settings.rerank_candidates, on_record=lambda r: typer.echo(format_record(r)))
     summary = {**summarize_suite(records), "mode": pipe.mode, "golden": str(golden), "corpus": str(corpus),

@@ -53,7 +53,8 @@ class SuiteRunner:
     def __init__(self, config: pytest.Config) -> None:
         from eval.golden import load_golden
         from index.ingest import ingest
-        from rag.pipeline import Pipeline, _shared_checker
+        from rag.models import Models
+        from rag.pipeline import Pipeline
         from rag.settings import Settings
 
         settings = Settings()
@@ -63,9 +64,11 @@ class SuiteRunner:
         index_name = "golden-" + hashlib.sha256(str(corpus).encode()).hexdigest()[:10]
         ingest([corpus], settings, index_name=index_name)
         self.items = load_golden(_golden_path(config))
-        self.pipeline = Pipeline(settings, index_name=index_name, mode=config.getoption("--mode") or None)
+        models = Models(settings)
+        self.pipeline = Pipeline(settings, index_name=index_name, mode=config.getoption("--mode") or None,
+                                 models=models)
         self.pipeline.warm_up()
-        self.checker = _shared_checker()
+        self.checker = models.checker
         self.records: dict[str, Any] = {}
 
     def record(self, golden_id: str) -> Any:

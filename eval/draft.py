@@ -945,7 +945,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         llm = None
         if args.mode != "extractive":
-            from rag.pipeline import make_chat_model
+            from rag.models import make_chat_model
 
             llm = make_chat_model(settings, args.mode)
         rows, stats = _draft(args.corpus, settings, n=args.n, seed=args.seed, llm=llm,

@@ -31,12 +31,15 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 from rag.errors import ModelUnavailableError
+from rag.stages import ChatModel as ChatModel  # the protocols live in the core layer; re-exported here
+from rag.stages import Message
+from rag.stages import YesNoJudge as YesNoJudge
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -45,8 +48,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-Message = Mapping[str, str]
-"""One chat message: ``{"role": "system" | "user" | "assistant", "content": "..."}``."""
 
 _ROLES = frozenset({"system", "user", "assistant"})
 _COPY_CHUNK = 8 << 20
@@ -310,42 +311,6 @@ def _assemble(spec: ModelSpec, target: Path) -> None:
 
 
 # --------------------------------------------------------------------------- chat models
-
-
-@runtime_checkable
-class ChatModel(Protocol):
-    """What the generation stage needs from an LLM."""
-
-    def chat(
-        self,
-        messages: Sequence[Message],
-        max_tokens: int = 512,
-        temperature: float = 0.0,
-        stop: Sequence[str] | None = None,
-        grammar: str | None = None,
-    ) -> str:
-        """The assistant's reply to ``messages``."""
-        ...
-
-    def stream(
-        self,
-        messages: Sequence[Message],
-        max_tokens: int = 512,
-        temperature: float = 0.0,
-        stop: Sequence[str] | None = None,
-        grammar: str | None = None,
-    ) -> Iterator[str]:
-        """The same reply as :meth:`chat`, in pieces as they are generated."""
-        ...
-
-
-@runtime_checkable
-class YesNoJudge(Protocol):
-    """An LLM that can score a yes/no question (the groundedness check)."""
-
-    def yes_no_probability(self, messages: Sequence[Message]) -> float:
-        """P("yes") for the first token of the reply, renormalised over yes/no."""
-        ...
 
 
 def _check_messages(messages: Sequence[Message]) -> list[dict[str, str]]:

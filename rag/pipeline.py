@@ -19,13 +19,14 @@ import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any, Literal
+from typing import Any
 
 from rag.answerability import AnswerabilityModel, entity_miss, logit, question_coverage
 from rag.errors import BadQueryError, GenerationError
 from rag.llm_model import Message
+from rag.models import Models
 from rag.settings import AnswerMode, Settings
+from rag.stages import ChatModel, Event, Reranker, Retriever, SupportJudge
 from rag.text import sentence_spans, split_sentences
 from rag.types import Answer, Chunk, Citation, Hit, Passage, SentenceSupport
 
@@ -297,53 +298,8 @@ def strip_citations(text: str) -> str:
 # --------------------------------------------------------------------------- models (one per process)
 
 
-@lru_cache(maxsize=2)
-def _local_model(path: str, n_ctx: int, n_threads: int | None) -> Any:
-    from rag.llm_model import LocalChatModel
-
-    return LocalChatModel(path, n_ctx=n_ctx, n_threads=n_threads)
-
-
-@lru_cache(maxsize=1)
-def _shared_reranker() -> Any:
-    from rag.rerank import CrossEncoderReranker
-
-    return CrossEncoderReranker()
-
-
-@lru_cache(maxsize=1)
-def _shared_checker() -> Any:
-    from rag.support import SupportChecker
-
-    return SupportChecker()
-
-
-def make_chat_model(settings: Settings, mode: AnswerMode) -> Any:
-    """The LLM for ``mode`` (None for extractive). Local models are loaded once per process."""
-    if mode == "extractive":
-        return None
-    if mode == "local":
-        from rag.llm_model import default_cache_dir, resolve_model_path
-
-        path = resolve_model_path(settings.llm_model, default_cache_dir(settings))
-        return _local_model(str(path), settings.llm_n_ctx, settings.llm_threads)
-    if mode == "hosted":
-        from rag.errors import ModelUnavailableError
-        from rag.hosted import HostedChatModel
-
-        if not settings.hosted_base_url:
-            raise ModelUnavailableError(
-                "hosted mode needs an endpoint", hint="set RAG_HOSTED_BASE_URL (e.g. http://127.0.0.1:8000/v1)"
-            )
-        key = settings.hosted_api_key.get_secret_value() if settings.hosted_api_key else None
-        return HostedChatModel(settings.hosted_base_url, settings.hosted_model, api_key=key,
-                               timeout=settings.hosted_timeout_s)
-    raise ValueError(f"mode must be local, hosted or extractive, got {mode!r}")
-
-
 # --------------------------------------------------------------------------- the pipeline
 
-Event = tuple[Literal["token", "answer"], Any]
 
 
 class Pipeline:
@@ -359,7 +315,9 @@ class Pipeline:
             ``hosted_*``).
         index_name: the logical index to search (default ``settings.index_name``).
         mode: overrides ``settings.answer_mode``.
-        retriever, reranker, checker, llm: injected parts (tests, servers sharing models).
+        models: the process's models (:class:`rag.models.Models`, built once by each entry point and shared by
+            its pipelines); default: a new set for this pipeline.
+        retriever, reranker, checker, llm: injected parts (tests).
         cpu_slot: a context manager held around the CPU-heavy stages (retrieval, reranking, verification) but
             not the LLM; a server passes a semaphore so concurrent questions do not oversubscribe the cores.
     """
@@ -370,14 +328,16 @@ class Pipeline:
         *,
         index_name: str | None = None,
         mode: AnswerMode | None = None,
-        retriever: Any = None,
-        reranker: Any = None,
-        checker: Any = None,
-        llm: Any = None,
+        retriever: Retriever | None = None,
+        reranker: Reranker | None = None,
+        checker: SupportJudge | None = None,
+        llm: ChatModel | None = None,
         answerability: AnswerabilityModel | None = None,
         cpu_slot: AbstractContextManager[Any] | None = None,
+        models: Models | None = None,
     ) -> None:
         self.settings = settings
+        self.models = models if models is not None else Models(settings)
         self.mode: AnswerMode = mode or settings.answer_mode
         if self.mode not in ("local", "hosted", "extractive"):
             raise ValueError(f"mode must be local, hosted or extractive, got {self.mode!r}")
@@ -392,33 +352,34 @@ class Pipeline:
 
     # ------------------------------------------------------------- parts
     @property
-    def retriever(self) -> Any:
+    def retriever(self) -> Retriever:
         if self._retriever is None:
             with self._lock:
                 if self._retriever is None:
-                    from rag.retrieve import Retriever
+                    from rag.retrieve import Retriever as HybridRetriever
 
-                    self._retriever = Retriever(self.settings, index_name=self.index_name)
+                    self._retriever = HybridRetriever(self.settings, index_name=self.index_name,
+                                                      embedder=self.models.embedder)
         return self._retriever
 
     @property
-    def reranker(self) -> Any:
+    def reranker(self) -> Reranker:
         if self._reranker is None:
-            self._reranker = _shared_reranker()
+            self._reranker = self.models.reranker
         return self._reranker
 
     @property
-    def checker(self) -> Any:
+    def checker(self) -> SupportJudge:
         if self._checker is None:
-            self._checker = _shared_checker()
+            self._checker = self.models.checker
         return self._checker
 
     @property
-    def llm(self) -> Any:
+    def llm(self) -> Any:  # a ChatModel (None in extractive mode); Any: the optional probes are read with getattr
         if self._llm is None and self.mode != "extractive":
             with self._lock:
                 if self._llm is None:
-                    self._llm = make_chat_model(self.settings, self.mode)
+                    self._llm = self.models.llm(self.mode)
         return self._llm
 
     @property

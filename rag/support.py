@@ -1,4 +1,5 @@
-"""Is a claim supported by a premise? One function for the whole product: :func:`check`.
+"""Is a claim supported by a premise? One checker for the whole product: :meth:`SupportChecker.check` (a process
+builds one, in :class:`rag.models.Models`).
 
 No NLI model is available offline, so support is estimated from signals that run here, combined
 by a small monotone logistic regression whose weights live in ``rag/support_calibration.json``
@@ -29,7 +30,7 @@ deliberately *not* a feature (on HaluEval it predicts the label by itself). The 
 weight to some features; :meth:`SupportChecker.check` skips the cross-encoder calls of those.
 
 Example:
-    >>> s = check("The tower is 330 metres tall.", "The tower is 450 metres tall.")
+    >>> s = SupportChecker().check("The tower is 330 metres tall.", "The tower is 450 metres tall.")
     >>> s.supported, s.features.missing_numbers
     (False, ('450',))
 """
@@ -63,8 +64,6 @@ __all__ = [
     "SupportChecker",
     "SupportFeatures",
     "SupportScore",
-    "check",
-    "check_many",
     "split_sentences",
 ]
 
@@ -581,10 +580,11 @@ class SentenceEmbedder(Protocol):
 
 
 class _MiniLM:
-    """all-MiniLM-L6-v2 from its installed package, via :mod:`index.embed`, built on first use."""
+    """all-MiniLM-L6-v2 from its installed package, via :mod:`index.embed`, built on first use (or an index
+    embedder of the same model, shared: :class:`rag.models.Models` passes the one the retriever uses)."""
 
-    def __init__(self) -> None:
-        self._embedder: Any = None
+    def __init__(self, embedder: Any = None) -> None:
+        self._embedder: Any = embedder
 
     def embed_documents(self, texts: Sequence[str]) -> Any:
         if self._embedder is None:
@@ -632,7 +632,7 @@ class SupportChecker:
         # otherwise shift (by up to ~0.2) with whatever else shares its batch; one pair per call
         # makes check() and check_many() agree exactly, for about 10% more time.
         self.reranker = reranker or CrossEncoderReranker(batch_size=1)
-        self.embedder: SentenceEmbedder = embedder or _MiniLM()
+        self.embedder: SentenceEmbedder = embedder if isinstance(embedder, _MiniLM) else _MiniLM(embedder)
         self._calibration_source = calibration
         self._threshold_override = threshold
         self._combiner: _Combiner | None = None
@@ -867,47 +867,3 @@ def _questions(
     else:
         qs = [question] * len(pairs)
     return [q if q and q.strip() else None for q in qs]
-
-
-# --------------------------------------------------------------------------- module-level API
-
-_default: SupportChecker | None = None
-_default_lock = threading.Lock()
-
-
-def default_checker() -> SupportChecker:
-    """The process-wide checker used by :func:`check` (created on first use)."""
-    global _default
-    if _default is None:
-        with _default_lock:
-            if _default is None:
-                _default = SupportChecker()
-    return _default
-
-
-def check(premise: str, claim: str, *, question: str | None = None) -> SupportScore:
-    """Is ``claim`` supported by ``premise``? The one support check used across the product.
-
-    Args:
-        premise: the evidence (a cited passage).
-        claim: one statement (an answer sentence, or a short answer when ``question`` is given).
-        question: the question the claim answers; read together with the claim when given.
-
-    Returns:
-        A :class:`SupportScore` with ``score`` in [0, 1], ``supported`` and the features behind it.
-
-    Raises:
-        ValueError: blank premise or claim.
-        ModelUnavailableError: models or the calibration file are missing.
-    """
-    return default_checker().check(premise, claim, question=question)
-
-
-def check_many(
-    pairs: Sequence[tuple[str, str]],
-    *,
-    question: str | None = None,
-    questions: Sequence[str | None] | None = None,
-) -> list[SupportScore]:
-    """Batched :func:`check` over (premise, claim) pairs. See :meth:`SupportChecker.check_many`."""
-    return default_checker().check_many(pairs, question=question, questions=questions)

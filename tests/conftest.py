@@ -54,6 +54,15 @@ def minilm():
     return embedder
 
 
+@pytest.fixture(scope="session")
+def models(minilm, tmp_path_factory):
+    """The test session's models (rag.models.Models): the session MiniLM, one cross-encoder, one checker."""
+    from rag.models import Models
+    from rag.settings import Settings
+
+    return Models(Settings(data_dir=tmp_path_factory.mktemp("models")), embedder=minilm)
+
+
 class CountingEmbedder:
     """Wraps a real embedder and counts the texts it embedded."""
 

@@ -45,10 +45,8 @@ def test_load_pairs_validates(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def checker():
-    from rag.pipeline import _shared_checker
-
-    c = _shared_checker()
+def checker(models):
+    c = models.checker
     c.warm_up()
     return c
 

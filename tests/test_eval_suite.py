@@ -57,14 +57,13 @@ def test_golden_format_accepts_sources_and_history(tmp_path: Path, golden: Path)
         load_golden(bad)
 
 
-def test_suite_scores_each_question(settings: Settings, corpus_dir: Path, golden: Path, minilm) -> None:
+def test_suite_scores_each_question(settings: Settings, corpus_dir: Path, golden: Path, minilm, models) -> None:
     from index.ingest import ingest
-    from rag.pipeline import _shared_checker
     from rag.retrieve import Retriever
 
     ingest([corpus_dir], settings, embedder=minilm)
-    pipe = Pipeline(settings, mode="extractive", retriever=Retriever(settings, embedder=minilm))
-    records = {r.id: r for r in run_suite(load_golden(golden), pipe.ask, checker=_shared_checker(),
+    pipe = Pipeline(settings, mode="extractive", retriever=Retriever(settings, embedder=minilm), models=models)
+    records = {r.id: r for r in run_suite(load_golden(golden), pipe.ask, checker=models.checker,
                                           retriever=pipe.retriever, k=6)}
     s1 = records["s1"]
     assert s1.passed and s1.correct and s1.cited and s1.grounded == 1.0

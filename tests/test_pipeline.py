@@ -31,11 +31,9 @@ INJECTION = (
 
 
 @pytest.fixture(scope="module")
-def shared_parts(minilm):
+def shared_parts(minilm, models):
     """The cross-encoder, support checker and embedder, loaded once for the module."""
-    from rag.pipeline import _shared_checker, _shared_reranker
-
-    reranker, checker = _shared_reranker(), _shared_checker()
+    reranker, checker = models.reranker, models.checker
     reranker.warm_up()
     checker.warm_up()
     return reranker, checker, minilm
@@ -446,3 +444,32 @@ def _model_with_accept(weights: dict[str, float], bias: float = 0.0):
     base = AnswerabilityModel.load()
     return AnswerabilityModel(base.weights, base.bias, dict(base.thresholds), "test",
                               dict.fromkeys(ACCEPT_FEATURES, 0.0) | weights, bias)
+
+
+# --------------------------------------------------------------------------- one set of models per process
+
+def test_one_set_of_models_serves_every_pipeline(indexed: Settings, minilm) -> None:
+    from rag.models import Models
+
+    llm = ScriptedChatModel(default="4,200 panels [1]")
+    models = Models(indexed, embedder=minilm, llms={"local": llm})
+    extractive = Pipeline(indexed, mode="extractive", models=models)
+    local = Pipeline(indexed, mode="local", models=models)
+    assert not extractive.ask("How many panels does the solar array have?").refused
+    assert "4,200 panels" in local.ask("How many panels does the solar array have?").text
+    assert models.built == {"reranker": 1, "checker": 1}  # the embedder and the LLM were given
+    assert extractive.reranker is local.reranker and extractive.checker is local.checker
+    assert extractive.retriever.embedder is minilm and local.llm is llm
+    # the checker scores one pair per call on the cross-encoder's own sessions, and embeds with the index's MiniLM
+    assert models.checker.reranker is not models.reranker and models.checker.reranker.batch_size == 1
+    assert models.checker.reranker._session is models.reranker._session
+    assert models.checker.embedder._embedder is minilm
+
+
+def test_models_build_each_part_once(settings: Settings) -> None:
+    from rag.models import Models
+
+    models = Models(settings)
+    assert models.llm("extractive") is None
+    assert models.embedder is models.embedder and models.checker is models.checker
+    assert models.built == {"embedder": 1, "reranker": 1, "checker": 1}

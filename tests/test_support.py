@@ -210,11 +210,3 @@ def test_scores_are_deterministic_and_batch_independent(checker: SupportChecker)
         assert a.score == pytest.approx(b.score, abs=1e-4)
         assert a.features.vector() == pytest.approx(b.features.vector(), abs=1e-3)
     assert batch[0].supported and not batch[1].supported
-
-
-def test_module_level_check_uses_a_default_checker() -> None:
-    from rag import support
-
-    s = support.check(PREMISE, "Gustave Eiffel's company built the tower.")
-    assert s.supported
-    assert support.default_checker() is support.default_checker()

@@ -37,6 +37,7 @@ from rag.errors import (
     UnreadableDocumentError,
     UnsupportedMediaTypeError,
 )
+from rag.models import Models
 from rag.settings import AnswerMode, Settings
 from rag.types import Answer, IngestReport
 from ui.metrics import Metrics
@@ -197,12 +198,16 @@ class Service:
             ``answer_workers``, ``request_timeout_s``, ``rate_limit_per_minute``, ``max_upload_mb``).
         index_name: the index to serve (default ``settings.index_name``).
         seed_paths: indexed at start when the index is empty (default ``[settings.seeds_dir]``).
-        retriever, reranker, checker, llm: injected parts (tests).
+        retriever, llm: injected parts (tests).
+        models: the process's models (:class:`rag.models.Models`); default: built here, once, and shared by the
+            pipelines of every mode.
     """
 
     def __init__(self, settings: Settings, *, index_name: str | None = None,
-                 seed_paths: Sequence[Path] | None = None, llm: Any = None, retriever: Any = None) -> None:
+                 seed_paths: Sequence[Path] | None = None, llm: Any = None, retriever: Any = None,
+                 models: Models | None = None) -> None:
         self.settings = settings
+        self.models = models if models is not None else Models(settings)
         self.index_name = index_name
         self.seed_paths = list(seed_paths) if seed_paths is not None else [settings.seeds_dir]
         self.metrics = Metrics()
@@ -288,12 +293,13 @@ class Service:
         if self._injected_retriever is None:
             from rag.retrieve import Retriever
 
-            self._injected_retriever = Retriever(self.settings, index_name=self.index_name)
+            self._injected_retriever = Retriever(self.settings, index_name=self.index_name,
+                                                 embedder=self.models.embedder)
         return self._injected_retriever
 
     def pipeline(self, mode: AnswerMode | None = None) -> Any:
         """The pipeline of ``mode`` (default: the settings' mode); all modes share retriever and reranker."""
-        from rag.pipeline import Pipeline, make_chat_model
+        from rag.pipeline import Pipeline
 
         mode = mode or self.settings.answer_mode
         if mode not in MODES:
@@ -303,11 +309,11 @@ class Service:
             if pipe is None:
                 llm = None
                 if mode != "extractive":
-                    llm = self._injected_llm if self._injected_llm is not None else make_chat_model(self.settings, mode)
+                    llm = self._injected_llm if self._injected_llm is not None else self.models.llm(mode)
                     if mode == "local":
                         llm = SerialChatModel(llm)
                 pipe = Pipeline(self.settings, index_name=self.index_name, mode=mode, retriever=self.retriever,
-                                llm=llm, cpu_slot=self.cpu_slot)
+                                llm=llm, cpu_slot=self.cpu_slot, models=self.models)
                 self._pipelines[mode] = pipe
             return pipe
 
