@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from rag.errors import ModelUnavailableError
 from rag.llm_model import ScriptedChatModel
 from rag.settings import Settings
 from tests.conftest import FIXTURES
@@ -484,3 +485,44 @@ def test_llm_wait_is_reported_as_its_own_stage(served) -> None:
     service.llm_queue.capacity = 1
     waits = sorted(a["seconds"].get("llm_queue", 0.0) for a in (out["a"], out["b"]))
     assert waits[1] >= 0.5 and waits[0] < waits[1]
+
+
+class BrokenLLM(ScriptedChatModel):
+    def warm_up(self) -> None:
+        raise ModelUnavailableError("cannot open /srv/secret-volume/model.gguf", hint="token=abc123 in RAG_X")
+
+
+def test_start_up_failure_details_stay_in_the_log(tmp_path: Path, minilm, caplog: pytest.LogCaptureFixture) -> None:
+    from rag.retrieve import Retriever
+
+    seeds = tmp_path / "seeds"
+    shutil.copytree(FIXTURES / "corpus", seeds)
+    settings = Settings(data_dir=tmp_path / "data", seeds_dir=seeds, answer_mode="local")
+    service = Service(settings, llm=BrokenLLM(), retriever=Retriever(settings, embedder=minilm))
+    with caplog.at_level("ERROR"), TestClient(create_app(settings, service=service)) as client:
+        deadline = time.monotonic() + 120
+        while service.readiness.stage != "failed" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        ready = client.get("/readyz")
+        asked = client.post("/ask", json={"question": ANSWERABLE})
+    assert ready.status_code == 503 and ready.json()["error"] == "the server failed to start"
+    assert asked.status_code == 503 and error_of(asked)["message"] == "the server failed to start"
+    for r in (ready, asked):
+        assert "secret-volume" not in r.text and "abc123" not in r.text
+    assert "secret-volume" in caplog.text  # the operator sees it
+
+
+def test_dependencies_come_from_app_state_and_can_be_overridden(served) -> None:
+    from ui.api import authorized, get_service
+
+    client, service, _ = served
+    app = client.app
+    bare = TestClient(app)  # no API key
+    assert bare.get("/documents").status_code == 401
+    app.dependency_overrides[authorized] = lambda: None
+    try:
+        assert bare.get("/documents").status_code == 200
+    finally:
+        app.dependency_overrides.clear()
+    assert bare.get("/documents").status_code == 401
+    assert get_service.__doc__ and app.state.service is service

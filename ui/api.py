@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, File, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, StreamingResponse
 from fastapi.security import HTTPBearer
@@ -317,6 +317,246 @@ async def _send_error(send: Callable[[Message], Awaitable[None]], exc: RagError)
     await send({"type": "http.response.body", "body": body})
 
 
+# --------------------------------------------------------------------------- dependencies (read from app.state)
+
+
+def get_service(request: Request) -> Service:
+    """The app's :class:`~ui.service.Service` (``app.state.service``; override with ``app.dependency_overrides``)."""
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+
+_bearer = HTTPBearer(auto_error=False, scheme_name="RAG_API_KEY",
+                     description="needed only when the server sets RAG_API_KEY")
+
+
+def _client_key(request: Request) -> str:
+    auth = request.headers.get("authorization", "")
+    if auth:
+        return "key:" + str(hash(auth))
+    return "ip:" + (request.client.host if request.client else "?")
+
+
+async def authorized(request: Request, svc: ServiceDep,
+                     _documented: Annotated[Any, Depends(_bearer)] = None) -> None:
+    """The API key check (only when the server sets ``RAG_API_KEY``)."""
+    api_key = svc.settings.api_key.get_secret_value() if svc.settings.api_key else None
+    if api_key is None:
+        return
+    auth = request.headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), api_key.encode()):
+        raise UnauthorizedError("missing or wrong API key", hint="send Authorization: Bearer <RAG_API_KEY>")
+
+
+async def limited(request: Request, svc: ServiceDep) -> None:
+    """The per-client rate limit (``RAG_RATE_LIMIT_PER_MINUTE``)."""
+    svc.rate_limiter.check(_client_key(request))
+
+
+GUARDED = [Depends(authorized)]
+METERED = [Depends(authorized), Depends(limited)]
+ERRORS: dict[int | str, dict[str, Any]] = {s: {"model": ErrorBody} for s in (400, 401, 413, 415, 422, 429, 503, 504)}
+
+
+# --------------------------------------------------------------------------- routers, one per resource
+
+docs_router = APIRouter(include_in_schema=False)
+
+
+@docs_router.get("/docs")
+async def swagger() -> HTMLResponse:
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    return get_swagger_ui_html(openapi_url="/openapi.json", title="rag-cite API",
+                               swagger_js_url="/static/docs/swagger-ui-bundle.js",
+                               swagger_css_url="/static/docs/swagger-ui.css",
+                               swagger_favicon_url="/static/docs/favicon.png")
+
+
+@docs_router.get("/redoc")
+async def redoc() -> HTMLResponse:
+    from fastapi.openapi.docs import get_redoc_html
+
+    return get_redoc_html(openapi_url="/openapi.json", title="rag-cite API",
+                          redoc_js_url="/static/docs/redoc.standalone.js",
+                          redoc_favicon_url="/static/docs/favicon.png", with_google_fonts=False)
+
+
+health_router = APIRouter(tags=["health"])
+
+
+@health_router.get("/healthz", response_model=Health)
+async def healthz() -> Health:
+    """Alive (the process answers)."""
+    return Health()
+
+
+@health_router.get("/readyz", response_model=Ready, responses={503: {"model": Ready}})
+async def readyz(svc: ServiceDep) -> JSONResponse:
+    """Ready: the index is filled and the default mode's models are loaded. 503 until then."""
+    r = svc.readiness
+    body = Ready(ready=r.ready, stage=r.stage, error=r.error, documents=r.documents, chunks=r.chunks,
+                 default_mode=svc.settings.answer_mode, modes=dict(r.modes))
+    return JSONResponse(body.model_dump(), status_code=200 if r.ready else 503)
+
+
+@health_router.get("/metrics", response_class=PlainTextResponse, dependencies=GUARDED,
+                   responses={401: {"model": ErrorBody}})
+async def metrics(svc: ServiceDep) -> PlainTextResponse:
+    """Prometheus metrics: requests, latency per route and pipeline stage, answers, refusals, errors."""
+    return PlainTextResponse(svc.metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+questions_router = APIRouter(tags=["questions"], dependencies=METERED)
+
+
+@questions_router.post("/ask", response_model=Answer, responses=ERRORS)
+async def ask(body: AskRequest, svc: ServiceDep) -> Answer:
+    """Answer a question with citations, or refuse (`refused: true`) when the documents do not hold it."""
+    return await svc.answer(body.question, history=[m.model_dump() for m in body.history], mode=body.mode,
+                            sources=body.sources, top_k=body.top_k, route="ask")
+
+
+@questions_router.post("/ask/stream", responses={
+    **ERRORS, 200: {"content": {"text/event-stream": {}},
+                    "description": "events: `token` {text} (the draft as the LLM writes it), then `citations` "
+                    "[Citation], then `done` (the verified Answer); or `error` {error, message, hint}"}})
+async def ask_stream(body: AskRequest, svc: ServiceDep) -> StreamingResponse:
+    """Server-Sent Events. The draft streams as `token` events; `done` carries the verified answer, which
+    replaces the draft (unsupported sentences are removed)."""
+    events = await svc.open_answer(body.question, history=[m.model_dump() for m in body.history],
+                                   mode=body.mode, sources=body.sources, top_k=body.top_k, route="ask_stream")
+
+    async def sse() -> AsyncIterator[str]:
+        try:
+            async for kind, value in events:
+                if kind == "token":
+                    yield format_sse_event(data_str=json.dumps({"text": value}), event="token")
+                elif kind == "answer":
+                    cites = [c.model_dump() for c in value.citations]
+                    yield format_sse_event(data_str=json.dumps(cites), event="citations")
+                    yield format_sse_event(data_str=value.model_dump_json(), event="done")
+        except Exception as exc:  # noqa: BLE001 - the status line is sent: report in the stream
+            _log_stream_error(svc, exc)
+            yield format_sse_event(data_str=json.dumps(_error_payload(exc)), event="error")
+        finally:  # a client that went away stops the work (and frees its LLM queue place) now, not at GC
+            await events.aclose()
+
+    return StreamingResponse(sse(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+openai_router = APIRouter(prefix="/v1", tags=["openai"])
+
+
+@openai_router.get("/models", dependencies=GUARDED, responses={401: {"model": ErrorBody}})
+async def models() -> dict[str, Any]:
+    """The answer modes as model names: `rag` (the server's default), `rag-local`, `rag-hosted`,
+    `rag-extractive`."""
+    names = ["rag", *(f"rag-{m}" for m in ("local", "hosted", "extractive"))]
+    return {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "rag-cite"}
+                                       for n in names]}
+
+
+@openai_router.post("/chat/completions", dependencies=METERED, responses={**ERRORS, 404: {"model": ErrorBody}})
+async def chat_completions(body: ChatCompletionRequest, svc: ServiceDep) -> Any:
+    """OpenAI-compatible chat completions (streaming and not). The last user message is the question; earlier
+    user and assistant messages are the history. Citations are numbered footnotes in the content and the
+    extra field `citations`. Streams carry the verified answer only (never an unchecked draft)."""
+    mode = _mode_of_model(body.model)
+    turns = [m for m in body.messages if m.role in ("user", "assistant")]
+    if not turns or turns[-1].role != "user":
+        raise BadQueryError("the last message must be a user message", hint="messages: [..., {role: user}]")
+    history = [{"role": m.role, "content": _strip_footnotes(m.text())} for m in turns[:-1]][-50:]
+    question = turns[-1].text()
+    completion_id = "chatcmpl-" + uuid.uuid4().hex[:24]
+    created = int(time.time())
+    model_name = body.model
+    events = await svc.open_answer(question, history=history, mode=mode, route="openai")
+    if not body.stream:
+        answer = None
+        async for kind, value in events:
+            if kind == "answer":
+                answer = value
+        if answer is None:
+            raise ServerBusyError("the server is shutting down", retry_after=5)
+        return _completion(answer, completion_id, created, model_name)
+
+    async def chunks() -> AsyncIterator[str]:
+        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+            payload = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
+                       "model": model_name,
+                       "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+            return "data: " + json.dumps(payload) + "\n\n"
+
+        try:
+            yield chunk({"role": "assistant", "content": ""})
+            async for kind, value in events:
+                if kind != "answer":
+                    continue
+                for piece in re.findall(r"\S+\s*|\s+", _content(value)):
+                    yield chunk({"content": piece})
+                yield chunk({}, "stop", citations=[c.model_dump() for c in value.citations],
+                            refused=value.refused)
+        except Exception as exc:  # noqa: BLE001 - the status line is sent: report in the stream
+            _log_stream_error(svc, exc)
+            yield "data: " + json.dumps(_error_payload(exc)) + "\n\n"
+        finally:
+            await events.aclose()
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(chunks(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+documents_router = APIRouter(prefix="/documents", tags=["documents"])
+
+
+@documents_router.get("", response_model=list[DocumentInfo], dependencies=GUARDED,
+                      responses={401: {"model": ErrorBody}})
+async def documents(svc: ServiceDep) -> list[DocumentInfo]:
+    """The indexed documents, newest first."""
+    rows = await asyncio.to_thread(svc.documents)
+    return [_doc_info(r, svc) for r in rows]
+
+
+@documents_router.post("", response_model=UploadResponse, status_code=201, dependencies=METERED,
+                       responses={**ERRORS, 409: {"model": ErrorBody}})
+async def upload(
+    file: Annotated[UploadFile, File(description="a .txt, .md, .html, .pdf, .docx or .jsonl file")],
+    svc: ServiceDep,
+) -> Any:
+    """Upload a document and index it. A file with the same name replaces the earlier upload. A file that
+    cannot be read is refused (422) and changes nothing."""
+    data = await file.read()
+    result = await asyncio.to_thread(svc.upload, file.filename or "upload", data)
+    return JSONResponse(UploadResponse(filename=result.filename, document_ids=result.document_ids,
+                                       report=result.report).model_dump(), status_code=201)
+
+
+@documents_router.delete("/{doc_id}", response_model=DocumentInfo, dependencies=GUARDED,
+                         responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}, 409: {"model": ErrorBody}})
+async def delete_document(doc_id: str, svc: ServiceDep) -> DocumentInfo:
+    """Remove a document from the index (an uploaded file is deleted as well)."""
+    row = await asyncio.to_thread(svc.delete, doc_id)
+    return _doc_info(row, svc)
+
+
+feedback_router = APIRouter(tags=["feedback"])
+
+
+@feedback_router.post("/feedback", response_model=FeedbackResponse, status_code=201, dependencies=GUARDED,
+                      responses=ERRORS)
+async def feedback(body: FeedbackRequest, svc: ServiceDep) -> FeedbackResponse:
+    """Thumbs up or down on an answer, stored with the question, answer and citations (feedback.jsonl)."""
+    entry_id = await asyncio.to_thread(svc.record_feedback, {"source": "api", **body.model_dump()})
+    return FeedbackResponse(id=entry_id)
+
+
+ROUTERS = (docs_router, health_router, questions_router, openai_router, documents_router, feedback_router)
+
+
 # --------------------------------------------------------------------------- the app
 
 
@@ -326,7 +566,6 @@ def create_app(settings: Settings, *, service: Service | None = None, with_ui: b
     ``service.start()``); ``with_ui=False`` leaves out the Gradio chat."""
     owned = service is None  # an injected service is started and closed by its owner
     svc = service or Service(settings)
-    api_key = settings.api_key.get_secret_value() if settings.api_key else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -348,203 +587,15 @@ def create_app(settings: Settings, *, service: Service | None = None, with_ui: b
     app.state.service = svc
     _install_error_handlers(app, svc)
 
-    def client_key(request: Request) -> str:
-        auth = request.headers.get("authorization", "")
-        if auth:
-            return "key:" + str(hash(auth))
-        return "ip:" + (request.client.host if request.client else "?")
-
-    bearer = HTTPBearer(auto_error=False, scheme_name="RAG_API_KEY",
-                        description="needed only when the server sets RAG_API_KEY")
-
-    async def authorized(request: Request, _documented: Any = Depends(bearer)) -> None:  # noqa: B008
-        if api_key is None:
-            return
-        auth = request.headers.get("authorization", "")
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), api_key.encode()):
-            raise UnauthorizedError("missing or wrong API key", hint="send Authorization: Bearer <RAG_API_KEY>")
-
-    async def limited(request: Request) -> None:
-        svc.rate_limiter.check(client_key(request))
-
-    guarded = [Depends(authorized)]
-    metered = [Depends(authorized), Depends(limited)]
-    errors: dict[int | str, dict[str, Any]] = {
-        s: {"model": ErrorBody} for s in (400, 401, 413, 415, 422, 429, 503, 504)
-    }
-
-    # ------------------------------------------------------------- API docs, served from a package (no CDN)
+    # the API docs, served from a package (no CDN)
     import fastapi_offline
-    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
     from fastapi.staticfiles import StaticFiles
 
-    assets = Path(fastapi_offline.__file__).parent / "static"
-    app.mount("/static/docs", StaticFiles(directory=assets), name="docs-assets")
+    app.mount("/static/docs", StaticFiles(directory=Path(fastapi_offline.__file__).parent / "static"),
+              name="docs-assets")
+    for router in ROUTERS:
+        app.include_router(router)
 
-    @app.get("/docs", include_in_schema=False)
-    async def swagger() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="rag-cite API",
-                                   swagger_js_url="/static/docs/swagger-ui-bundle.js",
-                                   swagger_css_url="/static/docs/swagger-ui.css",
-                                   swagger_favicon_url="/static/docs/favicon.png")
-
-    @app.get("/redoc", include_in_schema=False)
-    async def redoc() -> HTMLResponse:
-        return get_redoc_html(openapi_url="/openapi.json", title="rag-cite API",
-                              redoc_js_url="/static/docs/redoc.standalone.js",
-                              redoc_favicon_url="/static/docs/favicon.png", with_google_fonts=False)
-
-    # ------------------------------------------------------------- health
-    @app.get("/healthz", response_model=Health, tags=["health"])
-    async def healthz() -> Health:
-        """Alive (the process answers)."""
-        return Health()
-
-    @app.get("/readyz", response_model=Ready, tags=["health"], responses={503: {"model": Ready}})
-    async def readyz() -> JSONResponse:
-        """Ready: the index is filled and the default mode's models are loaded. 503 until then."""
-        r = svc.readiness
-        body = Ready(ready=r.ready, stage=r.stage, error=r.error, documents=r.documents, chunks=r.chunks,
-                     default_mode=settings.answer_mode, modes=dict(r.modes))
-        return JSONResponse(body.model_dump(), status_code=200 if r.ready else 503)
-
-    @app.get("/metrics", response_class=PlainTextResponse, tags=["health"], dependencies=guarded,
-             responses={401: {"model": ErrorBody}})
-    async def metrics() -> PlainTextResponse:
-        """Prometheus metrics: requests, latency per route and pipeline stage, answers, refusals, errors."""
-        return PlainTextResponse(svc.metrics.render(), media_type="text/plain; version=0.0.4")
-
-    # ------------------------------------------------------------- questions
-    @app.post("/ask", response_model=Answer, tags=["questions"], dependencies=metered, responses=errors)
-    async def ask(body: AskRequest) -> Answer:
-        """Answer a question with citations, or refuse (`refused: true`) when the documents do not hold it."""
-        return await svc.answer(body.question, history=[m.model_dump() for m in body.history], mode=body.mode,
-                                sources=body.sources, top_k=body.top_k, route="ask")
-
-    @app.post("/ask/stream", tags=["questions"], dependencies=metered, responses={
-        **errors, 200: {"content": {"text/event-stream": {}},
-                        "description": "events: `token` {text} (the draft as the LLM writes it), then `citations` "
-                        "[Citation], then `done` (the verified Answer); or `error` {error, message, hint}"}})
-    async def ask_stream(body: AskRequest, request: Request) -> StreamingResponse:
-        """Server-Sent Events. The draft streams as `token` events; `done` carries the verified answer, which
-        replaces the draft (unsupported sentences are removed)."""
-        events = await svc.open_answer(body.question, history=[m.model_dump() for m in body.history],
-                                       mode=body.mode, sources=body.sources, top_k=body.top_k, route="ask_stream")
-
-        async def sse() -> AsyncIterator[str]:
-            try:
-                async for kind, value in events:
-                    if kind == "token":
-                        yield format_sse_event(data_str=json.dumps({"text": value}), event="token")
-                    elif kind == "answer":
-                        cites = [c.model_dump() for c in value.citations]
-                        yield format_sse_event(data_str=json.dumps(cites), event="citations")
-                        yield format_sse_event(data_str=value.model_dump_json(), event="done")
-            except Exception as exc:  # noqa: BLE001 - the status line is sent: report in the stream
-                _log_stream_error(svc, exc)
-                yield format_sse_event(data_str=json.dumps(_error_payload(exc)), event="error")
-            finally:  # a client that went away stops the work (and frees its LLM queue place) now, not at GC
-                await events.aclose()
-
-        return StreamingResponse(sse(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-
-    # ------------------------------------------------------------- OpenAI-compatible
-    @app.get("/v1/models", tags=["openai"], dependencies=guarded, responses={401: {"model": ErrorBody}})
-    async def models() -> dict[str, Any]:
-        """The answer modes as model names: `rag` (the server's default), `rag-local`, `rag-hosted`,
-        `rag-extractive`."""
-        names = ["rag", *(f"rag-{m}" for m in ("local", "hosted", "extractive"))]
-        return {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "rag-cite"}
-                                           for n in names]}
-
-    @app.post("/v1/chat/completions", tags=["openai"], dependencies=metered,
-              responses={**errors, 404: {"model": ErrorBody}})
-    async def chat_completions(body: ChatCompletionRequest) -> Any:
-        """OpenAI-compatible chat completions (streaming and not). The last user message is the question; earlier
-        user and assistant messages are the history. Citations are numbered footnotes in the content and the
-        extra field `citations`. Streams carry the verified answer only (never an unchecked draft)."""
-        mode = _mode_of_model(body.model)
-        turns = [m for m in body.messages if m.role in ("user", "assistant")]
-        if not turns or turns[-1].role != "user":
-            raise BadQueryError("the last message must be a user message", hint="messages: [..., {role: user}]")
-        history = [{"role": m.role, "content": _strip_footnotes(m.text())} for m in turns[:-1]][-50:]
-        question = turns[-1].text()
-        completion_id = "chatcmpl-" + uuid.uuid4().hex[:24]
-        created = int(time.time())
-        model_name = body.model
-        events = await svc.open_answer(question, history=history, mode=mode, route="openai")
-        if not body.stream:
-            answer = None
-            async for kind, value in events:
-                if kind == "answer":
-                    answer = value
-            if answer is None:
-                raise ServerBusyError("the server is shutting down", retry_after=5)
-            return _completion(answer, completion_id, created, model_name)
-
-        async def chunks() -> AsyncIterator[str]:
-            def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
-                payload = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
-                           "model": model_name,
-                           "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
-                return "data: " + json.dumps(payload) + "\n\n"
-
-            try:
-                yield chunk({"role": "assistant", "content": ""})
-                async for kind, value in events:
-                    if kind != "answer":
-                        continue
-                    for piece in re.findall(r"\S+\s*|\s+", _content(value)):
-                        yield chunk({"content": piece})
-                    yield chunk({}, "stop", citations=[c.model_dump() for c in value.citations],
-                                refused=value.refused)
-            except Exception as exc:  # noqa: BLE001
-                _log_stream_error(svc, exc)
-                yield "data: " + json.dumps(_error_payload(exc)) + "\n\n"
-            finally:
-                await events.aclose()
-            yield "data: [DONE]\n\n"
-
-        return StreamingResponse(chunks(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-
-    # ------------------------------------------------------------- documents
-    @app.get("/documents", response_model=list[DocumentInfo], tags=["documents"], dependencies=guarded,
-             responses={401: {"model": ErrorBody}})
-    async def documents() -> list[DocumentInfo]:
-        """The indexed documents, newest first."""
-        rows = await asyncio.to_thread(svc.documents)
-        return [_doc_info(r, svc) for r in rows]
-
-    @app.post("/documents", response_model=UploadResponse, status_code=201, tags=["documents"],
-              dependencies=metered, responses={**errors, 409: {"model": ErrorBody}})
-    async def upload(
-        file: Annotated[UploadFile, File(description="a .txt, .md, .html, .pdf, .docx or .jsonl file")],
-    ) -> Any:
-        """Upload a document and index it. A file with the same name replaces the earlier upload. A file that
-        cannot be read is refused (422) and changes nothing."""
-        data = await file.read()
-        result = await asyncio.to_thread(svc.upload, file.filename or "upload", data)
-        return JSONResponse(UploadResponse(filename=result.filename, document_ids=result.document_ids,
-                                           report=result.report).model_dump(), status_code=201)
-
-    @app.delete("/documents/{doc_id}", response_model=DocumentInfo, tags=["documents"], dependencies=guarded,
-                responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}, 409: {"model": ErrorBody}})
-    async def delete_document(doc_id: str) -> DocumentInfo:
-        """Remove a document from the index (an uploaded file is deleted as well)."""
-        row = await asyncio.to_thread(svc.delete, doc_id)
-        return _doc_info(row, svc)
-
-    # ------------------------------------------------------------- feedback
-    @app.post("/feedback", response_model=FeedbackResponse, status_code=201, tags=["feedback"],
-              dependencies=guarded, responses=errors)
-    async def feedback(body: FeedbackRequest) -> FeedbackResponse:
-        """Thumbs up or down on an answer, stored with the question, answer and citations (feedback.jsonl)."""
-        entry_id = await asyncio.to_thread(svc.record_feedback, {"source": "api", **body.model_dump()})
-        return FeedbackResponse(id=entry_id)
-
-    # ------------------------------------------------------------- CORS and the UI
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

@@ -177,6 +177,9 @@ class UploadResult:
     report: IngestReport
 
 
+STARTUP_FAILED = "the server failed to start"
+
+
 @dataclass
 class Readiness:
     ready: bool = False
@@ -262,11 +265,12 @@ class Service:
             self._set_stage("ready")
             logger.info("ready: %d documents, %d chunks, default mode %s", docs, chunks, default)
         except RagError as exc:
-            self.readiness.error = f"{exc.message}" + (f" ({exc.hint})" if exc.hint else "")
+            # the details (paths, model names, library messages) go to the log only; clients get a fixed message
+            self.readiness.error = STARTUP_FAILED
             self._set_stage("failed")
-            logger.error("start-up failed: %s", self.readiness.error)
-        except Exception as exc:
-            self.readiness.error = f"{type(exc).__name__}: {exc}"
+            logger.error("start-up failed: %s", f"{exc.message}" + (f" ({exc.hint})" if exc.hint else ""))
+        except Exception:
+            self.readiness.error = STARTUP_FAILED
             self._set_stage("failed")
             logger.exception("start-up failed")
 
@@ -320,7 +324,7 @@ class Service:
     def check_ready(self) -> None:
         if not self.readiness.ready:
             if self.readiness.error:
-                raise ServerBusyError(f"the server failed to start: {self.readiness.error}",
+                raise ServerBusyError(STARTUP_FAILED,
                                       hint="see the server log; fix and restart", retry_after=60)
             raise ServerBusyError(f"the server is starting ({self.readiness.stage})",
                                   hint="retry in a few seconds; GET /readyz tells when it is ready", retry_after=5)
