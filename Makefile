@@ -30,9 +30,10 @@ run: $(LLM_STAMP)        ## start the server on http://127.0.0.1:8000 (chat UI a
 chromium:                ## Debian's chromium, for the browser test (tests/test_browser.py)
 	test -x /usr/bin/chromium || (apt-get install -y chromium || (apt-get update && apt-get install -y chromium))
 
-lint: $(STAMP)           ## ruff, and the import contract (the layers in pyproject.toml [tool.importlinter])
+lint: $(STAMP)           ## ruff, the import contract (the layers in pyproject.toml [tool.importlinter]) and mypy
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 test: $(STAMP) chromium lint  ## lint, then the default (fast) test suite
 	$(BIN)/python -m pytest -q

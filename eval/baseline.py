@@ -91,6 +91,7 @@ def load_baseline(path: str | Path = DEFAULT) -> dict[str, dict[str, Target]]:
                 raise BaselineError(f"{where}: tolerance must be a number >= 0, got {tol!r}")
             if not isinstance(hib, bool):
                 raise BaselineError(f"{where}: higher_is_better must be true or false, got {hib!r}")
+            assert value is not None and tol is not None  # _number() checked both
             targets[metric] = Target(float(value), float(tol), hib)
         out[kind] = targets
     return out

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 import typer
 
@@ -20,6 +20,7 @@ from rag.commands import (
     progress_bar,
 )
 from rag.errors import RagError
+from rag.settings import AnswerMode
 
 eval_app = typer.Typer(help="Measure retrieval and answer quality.", no_args_is_help=True)
 
@@ -50,7 +51,7 @@ def eval_retrieval_cmd(
     from eval.report import markdown_table, write_report
     from eval.retrieval import evaluate_retrieval
 
-    result = evaluate_retrieval(corpus, queries, qrels, current_settings(),  # type: ignore[arg-type]
+    result = evaluate_retrieval(corpus, queries, qrels, current_settings(),
                                 mode=check_mode(mode), progress=progress_bar)
     m = {**result.metrics, "data": str(corpus)}
     typer.echo(f"{'mode':>12}: {m['mode']}   queries: {m['queries']}   model: {m['embed_model']}")
@@ -87,11 +88,11 @@ def eval_qa_cmd(
     from eval.qa import evaluate_qa, format_report
     from eval.report import latency_png, markdown_table, write_report
 
-    report = evaluate_qa(passages, questions, settings=current_settings(), limit=limit, seed=seed,
+    result = evaluate_qa(passages, questions, settings=current_settings(), limit=limit, seed=seed,
                          mode=check_answer_mode(mode), progress=progress_bar)
-    typer.echo(format_report(report))
-    summary = {**json.loads(report.to_json()), "data": str(questions)}
-    records = [asdict(r) for r in report.records]
+    typer.echo(format_report(result))
+    summary = {**json.loads(result.to_json()), "data": str(questions)}
+    records = [asdict(r) for r in result.records]
     misses = [r for r in records
               if (r["is_impossible"] and not r["refused"]) or (r["f1"] is not None and r["f1"] < 0.5)]
 
@@ -129,12 +130,13 @@ def eval_groundedness_cmd(
     except ValueError as exc:
         raise RagError(str(exc), hint="see ../shared/data/halueval_qa/pairs.jsonl for the format") from None
     rows = rows[:limit] if limit else rows
+    scorer: Any
     if judge == "checker":
         scorer, judge_name = Models(current_settings()).checker, "support-checker"
     elif judge in ("hosted", "local"):
         from eval.groundedness import LlmJudge
 
-        llm = make_chat_model(current_settings(), judge)  # type: ignore[arg-type]
+        llm = make_chat_model(current_settings(), cast("AnswerMode", judge))
         llm.warm_up()
         judge_name = f"{judge} LLM ({getattr(llm, 'name', None) or current_settings().llm_model})"
         scorer = LlmJudge(llm, judge_name)
@@ -177,7 +179,7 @@ def eval_condense_cmd(
         rows = sample_rows(load_canard(file), limit or None, seed)
     except ValueError as exc:
         raise RagError(str(exc), hint="see ../shared/data/canard/dev.jsonl for the format") from None
-    pipe = Pipeline(current_settings(), mode=check_answer_mode(mode))  # type: ignore[arg-type]
+    pipe = Pipeline(current_settings(), mode=check_answer_mode(mode))
     report = evaluate_condense(rows, pipe, retriever=pipe.retriever if retrieval else None, k=k, progress=progress_bar)
     summary = {**report.summary(), "file": str(file), "limit": limit or None, "seed": seed, "mode": pipe.mode}
     table = report.format_report()
@@ -198,7 +200,7 @@ def eval_draft_cmd(ctx: typer.Context) -> None:
         raise typer.Exit(code)
 
 
-def _finish_run(kind: str, summary: dict, records: list, report: Callable[[Path], object], *,  # type: ignore[type-arg]
+def _finish_run(kind: str, summary: dict, records: list, report: Callable[[Path], object], *,
                 runs_dir: Path | None, baseline: Path | None, skip_baseline: bool, json_out: bool) -> None:
     """The tail every `rag eval` command shares: the run folder (results, summary, ``report(path)``), the baseline
     gate, the --json line, and exit 1 on a regression."""
@@ -216,7 +218,7 @@ def _finish_run(kind: str, summary: dict, records: list, report: Callable[[Path]
         raise typer.Exit(1)
 
 
-def _gate(kind: str, summary: dict, baseline: Path | None, skip: bool = False) -> list:  # type: ignore[type-arg]
+def _gate(kind: str, summary: dict, baseline: Path | None, skip: bool = False) -> list:
     """Regressions of ``summary`` against the baseline file (default eval/baseline.json), printed on stderr."""
     if skip:
         return []
@@ -281,7 +283,7 @@ def eval_suite_cmd(
         items = items[:limit]
     report = ingest([corpus], settings, index_name=index_name, progress=progress_bar)
     typer.echo(f"{golden.name}: {len(items)} questions on {corpus} ({report.documents_total} documents)", err=True)
-    pipe = Pipeline(settings, index_name=index_name, mode=check_answer_mode(mode),  # type: ignore[arg-type]
+    pipe = Pipeline(settings, index_name=index_name, mode=check_answer_mode(mode),
                     models=models)
     pipe.warm_up()
     checker = models.checker

@@ -38,7 +38,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from eval.golden import EVIDENCE_MAX, contains, normalize
 
@@ -949,7 +949,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             llm = make_chat_model(settings, args.mode)
         rows, stats = _draft(args.corpus, settings, n=args.n, seed=args.seed, llm=llm,
-                             progress=_LineProgress if llm is not None else None)
+                             progress=cast("ProgressFactory", _LineProgress) if llm is not None else None)
     except RagError as exc:
         print(f"error: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""), file=sys.stderr)  # noqa: T201 - a command's output
         return 2

@@ -17,7 +17,7 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 REPORT_NAME = "report.md"
 SUPPORTED_COLOR, UNSUPPORTED_COLOR = "#2a9d8f", "#e76f51"
@@ -110,7 +110,7 @@ def _no_data(ax: Any, text: str = "no data") -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4", fontsize=12)
 
 
-def _integer_counts(ax: Any, headroom: float = 1.4, nbins: int | str = "auto") -> None:
+def _integer_counts(ax: Any, headroom: float = 1.4, nbins: int | Literal["auto"] = "auto") -> None:
     """Whole-number ticks on the count axis, with room above the bars for the legend."""
     from matplotlib.ticker import MaxNLocator
 
@@ -207,7 +207,7 @@ def calibration_png(probabilities: Sequence[float], labels: Sequence[Any], path:
     return ece
 
 
-def latency_png(seconds: Sequence[float], path: str | Path, title: str = "Latency", bins: int = 30) -> Path:
+def latency_png(seconds: Sequence[float | None], path: str | Path, title: str = "Latency", bins: int = 30) -> Path:
     """Histogram of latencies (seconds) with the p50 and p95 as vertical lines. Returns ``path``."""
     vals = _finite(seconds)
     fig = _figure()
@@ -491,7 +491,7 @@ def suite_report(run_path: str | Path, summary: dict[str, Any], records: Sequenc
     if any(row["stage"] for row in rows):
         fail_cols.insert(-1, ("stage", "stage"))
     fails = [row for row in rows if row["verdict"] == "**fail**"]
-    counts = {v: sum(1 for row in rows if row["verdict"].strip("*") == v) for v in ("pass", "fail", "n/a")}
+    counts = {v: sum(1 for row in rows if str(row["verdict"]).strip("*") == v) for v in ("pass", "fail", "n/a")}
     sections = [
         ("Failures", f"{counts['fail']} of {len(rows)} failed." + (
             "\n\n" + markdown_table(fails, fail_cols, None, answer_chars) if fails else "")),

@@ -7,12 +7,16 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rag.errors import UnreadableDocumentError
 from rag.settings import RetrievalMode, Settings
+
+if TYPE_CHECKING:
+    from index.ingest import ProgressFactory
 
 
 def load_queries(path: Path) -> dict[str, str]:
@@ -81,14 +85,14 @@ def evaluate_retrieval(
     settings: Settings,
     *,
     mode: RetrievalMode = "hybrid",
-    progress: Callable[[int], object] | None = None,
+    progress: ProgressFactory | None = None,
 ) -> RetrievalEval:
     """Index ``corpus`` into its own index (incremental: reused when unchanged) and score ``mode`` on it."""
     from index.ingest import ingest
     from rag.retrieve import Retriever
 
     index_name = corpus_index_name(corpus)
-    report = ingest([corpus], settings, index_name=index_name, progress=progress)  # type: ignore[arg-type]
+    report = ingest([corpus], settings, index_name=index_name, progress=progress)
     queries = load_queries(queries_file)
     qrels = load_qrels(qrels_file)
     judged = [q for q in queries if q in qrels]
@@ -107,7 +111,7 @@ def evaluate_retrieval(
             if ext not in ranked:
                 ranked.append(ext)
         rels = qrels[qid]
-        row = {
+        row: dict[str, Any] = {
             "query_id": qid,
             "ndcg@10": ndcg_at(ranked, rels, 10),
             "recall@10": recall_at(ranked, rels, 10),

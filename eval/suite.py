@@ -223,7 +223,8 @@ def score_item(item: GoldenItem, answer: Answer, *, judge: Judge, hits: Sequence
     at least ``max(k, candidates)`` deep; hit@k reads the first ``k``, :func:`miss_stage` the first ``candidates``
     (default ``k``)."""
     base = score_answer(item, answer, wall_seconds=wall_seconds)
-    grounded, scores, precision, recall = (None, [], None, None)
+    scores: list[float] = []
+    grounded, precision, recall = None, None, None
     f1 = None
     if not answer.refused:
         grounded, scores, precision, recall = _sentence_checks(answer, judge)

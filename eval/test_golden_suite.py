@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-def test_golden_question(golden_id: str, suite) -> None:  # type: ignore[no-untyped-def]
+def test_golden_question(golden_id: str, suite) -> None:
     r = suite.record(golden_id)
     shown = (f"question {r.question!r} -> {r.answer!r} (citations: {[c['quote'][:60] for c in r.citations]}; "
              f"lost at: {r.stage})")

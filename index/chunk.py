@@ -26,7 +26,7 @@ def _bundled_tiktoken_cache() -> None:
 
 
 @lru_cache(maxsize=8)
-def _splitter(chunk_size: int, chunk_overlap: int):  # type: ignore[no-untyped-def]
+def _splitter(chunk_size: int, chunk_overlap: int):
     _bundled_tiktoken_cache()
     from llama_index.core.node_parser import SentenceSplitter
 

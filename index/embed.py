@@ -13,7 +13,7 @@ import threading
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -55,7 +55,7 @@ class SentenceTransformerEmbedder:
         self.batch_size = batch_size
         self.query_prefix = query_prefix
         self.onnx_cache = onnx_cache
-        self._model = None
+        self._model: Any = None
         self._query_onnx: OnnxEmbedder | None = None
 
     def warm_up(self) -> None:
@@ -96,7 +96,7 @@ class SentenceTransformerEmbedder:
             return None
 
     @property
-    def model(self):  # type: ignore[no-untyped-def]
+    def model(self):
         self.warm_up()
         return self._model
 
@@ -150,8 +150,8 @@ class OnnxEmbedder:
         self.query_prefix = query_prefix
         self.onnx_file = onnx_file or self.model_dir / "model.onnx"
         self.threads = threads
-        self._session = None
-        self._tokenizer = None
+        self._session: Any = None
+        self._tokenizer: Any = None
         self.dim = 384
 
     def warm_up(self) -> None:
@@ -175,13 +175,13 @@ class OnnxEmbedder:
         self.dim = int(self._session.get_outputs()[0].shape[-1])
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
-        enc = self._tokenizer.encode_batch(texts)  # type: ignore[union-attr]
+        enc = self._tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in enc], dtype=np.int64)
         mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
         feed = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feed["token_type_ids"] = np.zeros_like(ids)
-        hidden = self._session.run(None, feed)[0]  # type: ignore[union-attr]
+        hidden = self._session.run(None, feed)[0]
         if self.pooling == "cls":
             vecs = hidden[:, 0]
         else:
@@ -205,18 +205,18 @@ class OnnxEmbedder:
         return self.embed_documents([self.query_prefix + text])[0]
 
 
-def _export_onnx(model, out: Path) -> None:  # type: ignore[no-untyped-def]
+def _export_onnx(model, out: Path) -> None:
     """Export the transformer of a sentence-transformers model to ONNX (written atomically)."""
     import torch
 
     bert = model[0].auto_model.eval()
 
     class _Wrapper(torch.nn.Module):
-        def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+        def __init__(self, inner) -> None:
             super().__init__()
             self.inner = inner
 
-        def forward(self, input_ids, attention_mask, token_type_ids):  # type: ignore[no-untyped-def]
+        def forward(self, input_ids, attention_mask, token_type_ids):
             return self.inner(input_ids=input_ids, attention_mask=attention_mask,
                               token_type_ids=token_type_ids).last_hidden_state
 

@@ -42,7 +42,7 @@ class Progress:
 def tqdm_progress(total: int) -> Progress:
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="chunk", desc="embedding", file=sys.stderr, dynamic_ncols=True)  # type: ignore[return-value]
+    return tqdm(total=total, unit="chunk", desc="embedding", file=sys.stderr, dynamic_ncols=True)
 
 
 def embedding_text(chunk: Chunk, with_title: bool) -> str:

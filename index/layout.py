@@ -6,6 +6,7 @@ import fcntl
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from index.manifest import Manifest
 from index.store import ChromaStore
@@ -69,7 +70,7 @@ class WriteLock:
     def __init__(self, path: Path, what: str) -> None:
         self.path = path
         self.what = what
-        self._fh = None
+        self._fh: Any = None
 
     def __enter__(self) -> WriteLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)

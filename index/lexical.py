@@ -18,7 +18,7 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 
-def _bm25s():  # type: ignore[no-untyped-def]
+def _bm25s():
     """Import bm25s, which sets its own logger to DEBUG on import; keep it quiet."""
     import bm25s
 
@@ -28,7 +28,7 @@ def _bm25s():  # type: ignore[no-untyped-def]
 POINTER = "bm25.json"
 
 
-def _stemmer():  # type: ignore[no-untyped-def]
+def _stemmer():
     try:
         import Stemmer
 
@@ -37,14 +37,14 @@ def _stemmer():  # type: ignore[no-untyped-def]
         return None
 
 
-def _tokenize(texts: Sequence[str], stemmer) -> list[list[str]]:  # type: ignore[no-untyped-def]
+def _tokenize(texts: Sequence[str], stemmer) -> list[list[str]]:
     return _bm25s().tokenize(list(texts), stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False)
 
 
 class Bm25Index:
     """A loaded BM25 index with its chunk ids (position i of the index is ``ids[i]``)."""
 
-    def __init__(self, retriever, ids: list[str], generation: int) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, retriever, ids: list[str], generation: int) -> None:
         self._retriever = retriever
         self.ids = ids
         self.generation = generation

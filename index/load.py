@@ -608,7 +608,7 @@ def _link_split(tag: Any, limit: int | None) -> tuple[list[str], list[str]] | No
         total += len(s)
         if limit is not None and total > limit:
             return None
-        parent, in_link = s.parent, False
+        parent, in_link = s.parent, False  # type: ignore[attr-defined]  # bs4 NavigableString: str subclass
         while parent is not None and parent is not tag:
             if parent.name == "a":
                 in_link = True
@@ -703,7 +703,7 @@ def _inline_text(tag: Any) -> str:
     parts: list[str] = []
     for s in tag.descendants:
         if isinstance(s, str) and not isinstance(s, PreformattedString):
-            parent = s.parent
+            parent = s.parent  # type: ignore[attr-defined]  # bs4 NavigableString: str subclass with .parent
             if parent is not None and parent.name in _DROP_TAGS:
                 continue
             parts.append(s)
@@ -1008,7 +1008,7 @@ class _PdfText:
             if m:
                 offsets.setdefault(p - int(m.group(1) or m.group(2)), set()).add(p)
         with_text = sum(1 for lines in self.pages if lines)
-        best = max(offsets.items(), key=lambda kv: len(kv[1]), default=(None, set()))
+        best: tuple[int | None, set[int]] = max(offsets.items(), key=lambda kv: len(kv[1]), default=(None, set()))
         offset = best[0] if len(best[1]) >= max(3, 0.25 * with_text) else None
         for p, ln, edge in candidates:
             text = ln.text

@@ -194,7 +194,7 @@ class Manifest:
     def _bump(self) -> None:
         self.set_meta("generation", str(self.generation + 1))
 
-    def _tx(self):  # type: ignore[no-untyped-def]
+    def _tx(self):
         return _Transaction(self._db)
 
 
@@ -205,5 +205,5 @@ class _Transaction:
     def __enter__(self) -> None:
         self.db.execute("BEGIN IMMEDIATE")
 
-    def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
+    def __exit__(self, exc_type, exc, tb) -> None:
         self.db.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 
-def _client(chroma_dir: Path, url: str | None):  # type: ignore[no-untyped-def]
+def _client(chroma_dir: Path, url: str | None):
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 

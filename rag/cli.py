@@ -60,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         # usage errors and exits of the click that typer bundles: shown as click shows them
         if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
-            exc.show()  # type: ignore[attr-defined]
-            return int(exc.exit_code)  # type: ignore[attr-defined]
+            exc.show()  # type: ignore[attr-defined]  # click's UsageError/Exit (typer bundles click), checked above
+            return int(exc.exit_code)  # type: ignore[attr-defined]  # the same click exception
         if type(exc).__name__ == "Exit":
             return int(getattr(exc, "exit_code", 0))
         raise

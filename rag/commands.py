@@ -11,12 +11,12 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
 from rag.errors import RagError
-from rag.settings import Settings, get_settings
+from rag.settings import AnswerMode, RetrievalMode, Settings, get_settings
 
 __all__ = [
     "AnswerModeOpt", "JsonOpt", "ModeOpt", "chat_loop", "check_answer_mode", "check_mode", "current_settings",
@@ -34,19 +34,19 @@ def current_settings() -> Settings:
     return get_settings()
 
 
-def check_mode(mode: str) -> str:
+def check_mode(mode: str) -> RetrievalMode:
     if mode not in ("dense", "bm25", "hybrid"):
         raise typer.BadParameter(f"mode must be dense, bm25 or hybrid, got {mode!r}", param_hint="--mode")
-    return mode
+    return cast("RetrievalMode", mode)
 
 
-def check_answer_mode(mode: str | None) -> str | None:
+def check_answer_mode(mode: str | None) -> AnswerMode | None:
     if mode is not None and mode not in ("local", "hosted", "extractive"):
         raise typer.BadParameter(f"mode must be local, hosted or extractive, got {mode!r}", param_hint="--mode")
-    return mode
+    return cast("AnswerMode | None", mode)
 
 
-def open_pipeline(mode: str | None):  # type: ignore[no-untyped-def]
+def open_pipeline(mode: str | None):
     from index.layout import IndexLayout
     from rag.errors import IndexNotReadyError
     from rag.pipeline import Pipeline
@@ -57,16 +57,16 @@ def open_pipeline(mode: str | None):  # type: ignore[no-untyped-def]
         raise IndexNotReadyError(
             f"the index {settings.index_name!r} is empty", hint=f"run `rag index {settings.seeds_dir}` first"
         )
-    return Pipeline(settings, mode=check_answer_mode(mode))  # type: ignore[arg-type]
+    return Pipeline(settings, mode=check_answer_mode(mode))
 
 
-def print_citations(answer) -> None:  # type: ignore[no-untyped-def]
+def print_citations(answer) -> None:
     for c in answer.citations:
         where = display_path(c.source) + (f" p.{c.page}" if c.page else "")
         typer.echo(f"  [{c.n}] {where} ({c.title}), chars {c.start}-{c.end}: \"{' '.join(c.quote.split())}\"")
 
 
-def print_answer(answer) -> None:  # type: ignore[no-untyped-def]
+def print_answer(answer) -> None:
     typer.echo(answer.text)
     if answer.refused:
         typer.echo(f"  (refused: {answer.refusal_reason}; best evidence score {answer.evidence_score})")
@@ -85,7 +85,7 @@ def display_path(source: str) -> str:
         return source
 
 
-def progress_bar(total: int):  # type: ignore[no-untyped-def]
+def progress_bar(total: int):
     from index.ingest import Progress, tqdm_progress
 
     return tqdm_progress(total) if sys.stderr.isatty() or os.environ.get("RAG_PROGRESS") == "1" else Progress()
@@ -130,7 +130,7 @@ def search_cmd(
     from rag.retrieve import Retriever
 
     retriever = Retriever(current_settings())
-    hits = retriever.search(query, k=k, mode=check_mode(mode), sources=source)  # type: ignore[arg-type]
+    hits = retriever.search(query, k=k, mode=check_mode(mode), sources=source)
     if not hits:
         typer.echo("no passages found")
     for h in hits:
@@ -162,7 +162,7 @@ def chat_cmd(mode: AnswerModeOpt = None) -> None:
     chat_loop(pipe)
 
 
-def chat_loop(pipe) -> None:  # type: ignore[no-untyped-def]
+def chat_loop(pipe) -> None:
     history: list[dict[str, str]] = []
     typer.echo(f"Ask about the documents ({pipe.mode} mode). An empty line quits.")
     while True:
@@ -228,7 +228,7 @@ def run_cmd(mode: AnswerModeOpt = None) -> None:
     settings = current_settings()
     report = ingest([settings.seeds_dir], settings, progress=progress_bar)
     typer.echo(f"indexed {report.documents_total} documents ({report.chunks_total} chunks) from {settings.seeds_dir}")
-    pipe = Pipeline(settings, mode=check_answer_mode(mode))  # type: ignore[arg-type]
+    pipe = Pipeline(settings, mode=check_answer_mode(mode))
     typer.echo("loading models ...")
     pipe.warm_up()
     chat_loop(pipe)

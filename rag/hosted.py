@@ -28,7 +28,8 @@ from typing import Any, Self
 import httpx
 
 from rag.errors import GenerationError, ModelUnavailableError
-from rag.llm_model import Message, _check_messages, _check_sampling
+from rag.llm_model import _check_messages, _check_sampling
+from rag.stages import Message
 
 logger = logging.getLogger(__name__)
 

@@ -445,10 +445,10 @@ class Pipeline:
             BadQueryError: empty, too long or binary question; malformed history.
             IndexNotReadyError, StoreError, ModelUnavailableError, GenerationError: see their docs.
         """
-        answer = None
-        for kind, value in self.stream(question, history, sources=sources, top_k=top_k):
-            if kind == "answer":
-                answer = value
+        answer: Answer | None = None
+        for event in self.stream(question, history, sources=sources, top_k=top_k):
+            if event[0] == "answer":
+                answer = event[1]
         assert answer is not None
         return answer
 
@@ -485,7 +485,7 @@ class Pipeline:
         evidence = found.passages
         evidence_score = self.answerability.probability(found.signals) if evidence else 0.0
 
-        base = {
+        base: dict[str, Any] = {
             "question": question, "standalone_question": standalone, "mode": self.mode,
             "evidence_score": round(evidence_score, 4), "evidence": [ev.passage() for ev in evidence],
             "signals": {k: round(v, 4) for k, v in found.signals.items()},

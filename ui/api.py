@@ -18,7 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Depends, FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -322,7 +322,7 @@ async def _send_error(send: Callable[[Message], Awaitable[None]], exc: RagError)
 
 def get_service(request: Request) -> Service:
     """The app's :class:`~ui.service.Service` (``app.state.service``; override with ``app.dependency_overrides``)."""
-    return request.app.state.service  # type: ignore[no-any-return]
+    return request.app.state.service
 
 
 ServiceDep = Annotated[Service, Depends(get_service)]
@@ -429,7 +429,7 @@ async def ask_stream(body: AskRequest, svc: ServiceDep) -> StreamingResponse:
     events = await svc.open_answer(body.question, history=[m.model_dump() for m in body.history],
                                    mode=body.mode, sources=body.sources, top_k=body.top_k, route="ask_stream")
 
-    async def sse() -> AsyncIterator[str]:
+    async def sse() -> AsyncIterator[bytes]:
         try:
             async for kind, value in events:
                 if kind == "token":
@@ -635,7 +635,7 @@ def _mode_of_model(model: str) -> AnswerMode | None:
         return None
     mode = name.removeprefix("rag-")
     if mode in ("local", "hosted", "extractive"):
-        return mode  # type: ignore[return-value]
+        return cast("AnswerMode", mode)
     raise ModelNotFoundError(f"no model named {model!r}",
                              hint="GET /v1/models: rag, rag-local, rag-hosted, rag-extractive")
 

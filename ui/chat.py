@@ -18,12 +18,13 @@ import html
 import importlib.util
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gradio as gr
 
 from index.load import SUPPORTED_SUFFIXES
 from rag.errors import RagError
+from rag.settings import AnswerMode
 from rag.types import Answer, Citation
 from ui.service import Service
 
@@ -146,7 +147,7 @@ def build_chat(service: Service) -> gr.Blocks:
                     upload_status = gr.Markdown(elem_id="upload-status")
                     docs = gr.Markdown(elem_id="documents")
 
-        async def respond(question: str, chat: list[dict[str, Any]], mode_: str, known: dict[str, Any],  # type: ignore[no-untyped-def]
+        async def respond(question: str, chat: list[dict[str, Any]], mode_: str, known: dict[str, Any],
                           request: gr.Request):
             question = (question or "").strip()
             if not question:
@@ -163,7 +164,8 @@ def build_chat(service: Service) -> gr.Blocks:
             try:
                 client = request.client.host if request is not None and request.client else "?"
                 service.rate_limiter.check("ip:" + client)  # the same limit as the API's question routes
-                events = await service.open_answer(question, history=history, mode=mode_, route="ui")  # type: ignore[arg-type]
+                events = await service.open_answer(question, history=history, mode=cast("AnswerMode", mode_),
+                                                   route="ui")
                 async for kind, value in events:
                     if kind == "token":
                         draft += value
