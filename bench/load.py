@@ -27,7 +27,6 @@ import contextlib
 import datetime as dt
 import importlib.util
 import json
-import math
 import os
 import shutil
 import signal
@@ -42,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.common import REPO, machine
+from bench.common import REPO, machine, percentile
 
 GOLDEN = REPO / "eval" / "golden" / "seeds.jsonl"
 ASK_TARGET_RATIO = 1.8
@@ -50,20 +49,6 @@ PROBE_INTERVAL_S = 0.25
 
 
 # --------------------------------------------------------------------------- pure helpers (tests/test_bench_load.py)
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The q-th percentile (0..100) with linear interpolation between closest ranks (numpy's default,
-    ``statistics.quantiles(method="inclusive")``). None for no values."""
-    if not values:
-        return None
-    if not 0 <= q <= 100:
-        raise ValueError(f"percentile must be within 0..100, got {q}")
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100.0
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
 def _r(x: float | None, nd: int = 3) -> float | None:

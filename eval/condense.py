@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eval.qa import mean, normalize_answer, percentile, round_seconds, share
+from eval.metrics import percentile, token_f1, tokens
+from eval.qa import mean, round_seconds, share
 from rag.pipeline import is_follow_up
 
 if TYPE_CHECKING:
@@ -161,30 +162,6 @@ def sample_rows(
 # --------------------------------------------------------------------------- metrics
 
 
-def tokens(text: str) -> list[str]:
-    """SQuAD-normalised tokens: lowercased, punctuation and articles removed, split on whitespace."""
-    return normalize_answer(text).split()
-
-
-def token_f1(pred: str, ref: str) -> float:
-    """Bag-of-tokens F1 (SQuAD style, tokens counted with multiplicity). Both empty: 1.0; one empty: 0.0."""
-    p, r = tokens(pred), tokens(ref)
-    if not p or not r:
-        return float(p == r)
-    remaining: dict[str, int] = {}
-    for t in r:
-        remaining[t] = remaining.get(t, 0) + 1
-    common = 0
-    for t in p:
-        if remaining.get(t, 0) > 0:
-            remaining[t] -= 1
-            common += 1
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(p), common / len(r)
-    return 2 * precision * recall / (precision + recall)
-
-
 def _lcs(a: Sequence[str], b: Sequence[str]) -> int:
     prev = [0] * (len(b) + 1)
     for x in a:
@@ -248,7 +225,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     - ``needs_rewrite_rate``: share whose human rewrite differs from the question (after normalisation);
       ``missed_rate``: of those, the share the condenser left unchanged.
     - ``retrieval_changed_rate``: share whose top-k chunk ids changed (None without a retriever).
-    - ``p50_s``, ``p95_s``: nearest-rank percentiles of seconds per row (all rows; untouched rows cost ~0);
+    - ``p50_s``, ``p95_s``: percentiles (eval.metrics.percentile) of seconds per row (all rows; untouched rows cost ~0);
       ``triggered_p50_s``, ``triggered_p95_s``: over the triggered rows only (the LLM calls).
     """
     out = _group(records)

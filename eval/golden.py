@@ -16,10 +16,8 @@ pipeline's own earlier answers as chat history) and :func:`format_golden` render
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
-import statistics
 import string
 import time
 import unicodedata
@@ -28,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from eval.metrics import percentile
 from rag.pipeline import strip_citations
 from rag.types import Answer
 
@@ -343,15 +342,6 @@ class GoldenReport:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def percentile_inclusive(values: Sequence[float], q: float) -> float:
-    vals = sorted(v for v in values if not math.isnan(v))
-    if not vals:
-        return float("nan")
-    if len(vals) == 1:
-        return vals[0]
-    return statistics.quantiles(vals, n=100, method="inclusive")[int(q) - 1]
-
-
 def _rate(num: int, den: int) -> float | None:
     return round(num / den, 4) if den else None
 
@@ -376,9 +366,9 @@ def summarize(results: Sequence[GoldenResult]) -> dict[str, Any]:
     out["cited_accuracy"] = _rate(out["cited_correct"], out["answerable"])
     out["refusal_accuracy"] = _rate(out["refused_correct"], out["unanswerable"])
     out["follow_up_accuracy"] = _rate(out["follow_ups_correct"], out["follow_ups"])
-    p50, p95 = percentile_inclusive(seconds, 50), percentile_inclusive(seconds, 95)
-    out["p50_seconds"] = None if math.isnan(p50) else round(p50, 3)
-    out["p95_seconds"] = None if math.isnan(p95) else round(p95, 3)
+    p50, p95 = percentile(seconds, 50), percentile(seconds, 95)
+    out["p50_seconds"] = None if p50 is None else round(p50, 3)
+    out["p95_seconds"] = None if p95 is None else round(p95, 3)
     return out
 
 

@@ -14,18 +14,15 @@ Usage::
 
 from __future__ import annotations
 
-import collections
 import json
-import math
 import random
-import re
-import string
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from eval.metrics import exact_match, normalize_answer, percentile, squad_f1
 from eval.retrieval import corpus_index_name
 from rag.errors import PathNotFoundError, UnreadableDocumentError
 from rag.pipeline import strip_citations
@@ -145,51 +142,11 @@ def sample_questions(questions: Sequence[QaQuestion], limit: int | None, seed: i
 
 # --------------------------------------------------------------------------- SQuAD v2 scoring
 
-_ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
-_PUNCT = set(string.punctuation)
-
-
-def normalize_answer(s: str) -> str:
-    """Lower text and remove punctuation, articles and extra whitespace (official SQuAD v2 ``normalize_answer``)."""
-    s = s.lower()
-    s = "".join(ch for ch in s if ch not in _PUNCT)
-    s = _ARTICLES.sub(" ", s)
-    return " ".join(s.split())
-
-
-def _tokens(s: str) -> list[str]:
-    return normalize_answer(s).split() if s else []
-
-
-def _golds(golds: Iterable[str]) -> list[str]:
-    """As the official script: gold answers that normalise to nothing are dropped; none left means ``[""]``."""
-    kept = [g for g in golds if normalize_answer(g)]
-    return kept or [""]
-
-
-def _exact_one(prediction: str, gold: str) -> float:
-    return float(normalize_answer(gold) == normalize_answer(prediction))
-
-
-def _f1_one(prediction: str, gold: str) -> float:
-    gold_toks, pred_toks = _tokens(gold), _tokens(prediction)
-    if not gold_toks or not pred_toks:  # no-answer: F1 is 1 when both are empty, else 0
-        return float(gold_toks == pred_toks)
-    same = sum((collections.Counter(gold_toks) & collections.Counter(pred_toks)).values())
-    if same == 0:
-        return 0.0
-    precision, recall = same / len(pred_toks), same / len(gold_toks)
-    return 2 * precision * recall / (precision + recall)
-
-
-def exact_match(prediction: str, golds: Iterable[str]) -> float:
-    """1.0 when the normalised prediction equals any normalised gold answer, else 0.0 (official SQuAD v2)."""
-    return max(_exact_one(prediction, g) for g in _golds(golds))
 
 
 def f1(prediction: str, golds: Iterable[str]) -> float:
     """Best bag-of-tokens F1 of the prediction against any gold answer (official SQuAD v2)."""
-    return max(_f1_one(prediction, g) for g in _golds(golds))
+    return squad_f1(prediction, golds)
 
 
 def quote_contains(quote: str, gold: str) -> bool:
@@ -248,15 +205,6 @@ def score_answer(question: QaQuestion, answer: Answer, *, total_seconds: float |
     )
 
 
-def percentile(values: Sequence[float], p: float) -> float | None:
-    """The nearest-rank ``p``-th percentile: the ``ceil(p/100 * n)``-th smallest value (None when empty)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(p / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
 def mean(values: Sequence[float]) -> float | None:
     """The mean, rounded to 4 places; None for no values."""
     return round(sum(values) / len(values), 4) if values else None
@@ -277,7 +225,7 @@ def summarize(records: Sequence[QaRecord]) -> dict[str, Any]:
     - ``refusal_rate``: share of impossible questions refused; ``false_refusal_rate``: share of answerable ones refused.
     - ``refusal_bacc``: ``(refusal_rate + 1 - false_refusal_rate) / 2`` (None unless both kinds are present).
     - ``cited_gold_rate``: share of answered (not refused) answerable questions with a gold answer in a cited quote.
-    - ``p50_s``, ``p95_s``: nearest-rank percentiles (:func:`percentile`) of the total seconds per question;
+    - ``p50_s``, ``p95_s``: percentiles (:func:`eval.metrics.percentile`) of the total seconds per question;
       ``stages``: the same per stage, over the questions whose answer reported that stage.
     - ``questions``, ``answerable``, ``unanswerable``: counts.
 

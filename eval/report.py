@@ -19,34 +19,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from eval.metrics import finite, percentile
+
 REPORT_NAME = "report.md"
 SUPPORTED_COLOR, UNSUPPORTED_COLOR = "#2a9d8f", "#e76f51"
 _DPI = 110
 
 
 # --------------------------------------------------------------------------- numbers
-
-
-def _finite(values: Sequence[Any] | None) -> list[float]:
-    """The finite numbers of ``values`` (None, NaN, infinities and non-numbers dropped)."""
-    out: list[float] = []
-    for v in values or ():
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            continue
-        if math.isfinite(v):
-            out.append(float(v))
-    return out
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The ``q``-th percentile with linear interpolation between closest ranks (numpy's default); None if empty."""
-    vals = sorted(_finite(values))
-    if not vals:
-        return None
-    pos = (len(vals) - 1) * q / 100
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(vals) - 1)
-    return vals[lo] + (vals[hi] - vals[lo]) * (pos - lo)
 
 
 def calibration_bins(probabilities: Sequence[float], labels: Sequence[Any], bins: int = 10) -> list[dict[str, Any]]:
@@ -131,7 +111,7 @@ def _bin_edges(values: Sequence[float], bins: int, unit: bool) -> list[float]:
 def _histograms(groups: Sequence[tuple[str, Sequence[float], str]], path: str | Path, *, threshold: float | None,
                 title: str, xlabel: str, bins: int = 20) -> Path:
     """Overlaid histograms of ``(label, values, colour)`` groups, with an optional threshold line."""
-    clean = [(label, _finite(values), color) for label, values, color in groups]
+    clean = [(label, finite(values), color) for label, values, color in groups]
     everything = [v for _, vals, _ in clean for v in vals]
     unit = all(0.0 <= v <= 1.0 for v in everything)
     edges = _bin_edges(everything, bins, unit)
@@ -209,7 +189,7 @@ def calibration_png(probabilities: Sequence[float], labels: Sequence[Any], path:
 
 def latency_png(seconds: Sequence[float | None], path: str | Path, title: str = "Latency", bins: int = 30) -> Path:
     """Histogram of latencies (seconds) with the p50 and p95 as vertical lines. Returns ``path``."""
-    vals = _finite(seconds)
+    vals = finite(seconds)
     fig = _figure()
     ax = fig.add_subplot()
     if vals:
@@ -461,8 +441,8 @@ def suite_report(run_path: str | Path, summary: dict[str, Any], records: Sequenc
                 title=f"Answer latency ({len(records)} questions)")
     threshold = next((summary[k] for k in ("support_threshold", "threshold")
                       if isinstance(summary.get(k), int | float) and not isinstance(summary.get(k), bool)), None)
-    passed = [s for r in records if _outcome(r) is True for s in _finite(r.get("sentence_scores"))]
-    failed = [s for r in records if _outcome(r) is not True for s in _finite(r.get("sentence_scores"))]
+    passed = [s for r in records if _outcome(r) is True for s in finite(r.get("sentence_scores"))]
+    failed = [s for r in records if _outcome(r) is not True for s in finite(r.get("sentence_scores"))]
     _histograms([("sentences of passed answers", passed, SUPPORTED_COLOR),
                  ("sentences of failed / unscored answers", failed, UNSUPPORTED_COLOR)],
                 run_path / "sentence_scores.png", threshold=threshold,
@@ -481,7 +461,7 @@ def suite_report(run_path: str | Path, summary: dict[str, Any], records: Sequenc
             "answer": ("_(refused)_ " + str(r.get("answer") or "")).strip() if r.get("refused") else r.get("answer"),
             "citations": _citations_cell(r.get("citations")),
             "grounded": None if grounded is None else f"{grounded:.0%}",
-            "seconds": f"{r['seconds']:.2f}" if _finite([r.get("seconds")]) else None,
+            "seconds": f"{r['seconds']:.2f}" if finite([r.get("seconds")]) else None,
             "verdict": f"**{verdict}**" if verdict == "fail" else verdict, "why": why, "stage": r.get("stage"),
         })
     cols = [("id", "id"), ("question", "question"), ("answerable", "answerable"), ("answer", "answer"),

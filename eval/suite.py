@@ -19,7 +19,6 @@ Per question (``SuiteRecord``):
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -31,10 +30,10 @@ from eval.golden import (
     evidence_in,
     from_expected_source,
     normalize,
-    percentile_inclusive,
     score_answer,
     source_name,
 )
+from eval.metrics import percentile
 from eval.qa import f1 as token_f1
 from rag.pipeline import strip_citations
 from rag.types import Answer, Hit
@@ -312,8 +311,8 @@ def _mean(values: Sequence[float | None]) -> float | None:
 
 
 def _pct(values: Sequence[float], q: int) -> float | None:
-    value = percentile_inclusive(values, q)  # the golden report's percentile, so both reports agree
-    return None if math.isnan(value) else round(value, 3)
+    value = percentile(values, q)  # the one percentile of eval.metrics, as in every report
+    return None if value is None else round(value, 3)
 
 
 def _by_source(records: Sequence[SuiteRecord]) -> dict[str, dict[str, int]]:

@@ -90,10 +90,22 @@ def test_quote_contains_whole_normalised_tokens():
     assert not quote_contains("anything", "the")  # a gold that normalises to nothing never matches
 
 
-def test_percentile_nearest_rank():
+def test_one_percentile_for_every_report():
+    """eval.qa, eval.golden, eval.suite, eval.report, eval.condense and the benchmarks share eval.metrics.percentile
+    (linear interpolation between closest ranks, numpy's default)."""
+    import bench.common
+    import eval.condense
+    import eval.golden
+    import eval.metrics
+    import eval.report
+    import eval.suite
+
     values = [3.0, 1.0, 2.0, 4.0]
-    assert percentile(values, 50) == 2.0 and percentile(values, 95) == 4.0 and percentile(values, 0) == 1.0
-    assert percentile([], 50) is None
+    assert percentile(values, 50) == 2.5 and percentile(values, 0) == 1.0
+    assert percentile(values, 95) == pytest.approx(3.85)
+    assert percentile([], 50) is None and percentile([float("nan"), None], 50) is None
+    for module in (eval.condense, eval.golden, eval.report, eval.suite, bench.common):
+        assert module.percentile is eval.metrics.percentile
 
 
 # --------------------------------------------------------------------------- loading and sampling
@@ -202,11 +214,11 @@ def test_summarize_hand_built_records():
         "false_refusal_rate": 0.3333,  # 1 of 3 answerable refused
         "refusal_bacc": 0.6667,  # (2/3 + 2/3) / 2
         "cited_gold_rate": 0.5,  # a1 of {a1, a2}; the refused a3 does not count
-        "p50_s": 0.6,  # nearest rank: ceil(0.5 * 6) = 3rd of 0.2 0.4 0.6 1.2 2.4 3.5
-        "p95_s": 3.5,  # ceil(0.95 * 6) = 6th
+        "p50_s": 0.9,  # interpolated between the 3rd and 4th of 0.2 0.4 0.6 1.2 2.4 3.5
+        "p95_s": 3.225,  # 2.4 + 0.75 * (3.5 - 2.4)
         "stages": {
-            "retrieve": {"p50_s": 0.2, "p95_s": 0.5},  # 0.1 0.1 0.2 0.3 0.4 0.5
-            "generate": {"p50_s": 2.0, "p95_s": 3.0},  # 1.0 2.0 3.0: ranks 2 and 3
+            "retrieve": {"p50_s": 0.25, "p95_s": 0.475},  # 0.1 0.1 0.2 0.3 0.4 0.5
+            "generate": {"p50_s": 2.0, "p95_s": 2.9},  # 1.0 2.0 3.0
         },
         "questions": 6,
         "answerable": 3,
