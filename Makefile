@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install install-llm run index serve lint test test-slow test-all bench clean chromium
+.PHONY: install install-llm run index serve lint fmt typecheck help test test-slow test-all bench clean chromium
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,15 @@ lint: $(STAMP)           ## ruff, the import contract (the layers in pyproject.t
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
+
+fmt: $(STAMP)            ## apply ruff's safe fixes (imports, pyupgrade)
+	$(BIN)/ruff check --fix .
+
+typecheck: $(STAMP)      ## mypy alone (rag, index, ui, eval; strict flags on the core layer)
+	$(BIN)/mypy
+
+help:                    ## this list
+	@grep -E '^[a-z-]+:.*## ' Makefile | sed -E 's/:.*## /\t/' | expand -t 18
 
 test: $(STAMP) chromium lint  ## lint, then the default (fast) test suite
 	$(BIN)/python -m pytest -q
