@@ -33,11 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from eval.data import DataFileError
+
 DEFAULT = Path(__file__).resolve().parent / "baseline.json"
 _SLACK = 1e-9  # float noise at the edge of the tolerance (0.91 - 0.02 != 0.89 exactly)
 
 
-class BaselineError(ValueError):
+class BaselineError(DataFileError):
     """A malformed baseline file (the message names the file, kind and metric)."""
 
 

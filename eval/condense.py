@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from eval.data import DataFileError, iter_jsonl
 from eval.metrics import percentile, token_f1, tokens
 from eval.qa import mean, round_seconds, share
 from rag.pipeline import is_follow_up
@@ -72,7 +73,7 @@ class CanardRow:
         return [{"role": t.role, "content": t.text} for t in self.history]
 
 
-class CanardFormatError(ValueError):
+class CanardFormatError(DataFileError):
     """A malformed CANARD-format file; the message starts with ``file:line:``."""
 
 
@@ -120,20 +121,16 @@ def load_canard(path: str | Path) -> list[CanardRow]:
         raise FileNotFoundError(f"{path}: no such file (expected a CANARD-format .jsonl)")
     rows: list[CanardRow] = []
     seen: dict[str, int] = {}
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = _parse_row(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise CanardFormatError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
-            except CanardFormatError as exc:
-                raise CanardFormatError(f"{path}:{lineno}: {exc}") from exc
-            if row.id in seen:
-                raise CanardFormatError(f"{path}:{lineno}: id {row.id!r} repeats line {seen[row.id]}")
-            seen[row.id] = lineno
-            rows.append(row)
+    for where, raw in iter_jsonl(path, error=CanardFormatError):
+        try:
+            row = _parse_row(raw)
+        except CanardFormatError as exc:
+            raise CanardFormatError(f"{where}: {exc}") from exc
+        lineno = int(where.rsplit(":", 1)[1])
+        if row.id in seen:
+            raise CanardFormatError(f"{where}: id {row.id!r} repeats line {seen[row.id]}")
+        seen[row.id] = lineno
+        rows.append(row)
     return rows
 
 

@@ -15,7 +15,6 @@ pipeline's own earlier answers as chat history) and :func:`format_golden` render
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import string
@@ -26,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from eval.data import DataFileError, iter_jsonl
 from eval.metrics import percentile
 from rag.pipeline import strip_citations
 from rag.types import Answer
@@ -132,7 +132,7 @@ class GoldenItem:
         return (self.conversation is not None and self.turn > 0) or bool(self.history)
 
 
-class GoldenError(ValueError):
+class GoldenError(DataFileError):
     """A golden file that does not validate."""
 
 
@@ -255,26 +255,18 @@ def load_golden(path: str | Path, document_text: str | None = None, *,
     items: list[GoldenItem] = []
     seen: set[str] = set()
     last_turn: dict[str, int] = {}
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise GoldenError(f"{where}: not JSON ({exc})") from None
-            item = _item(row, where, document_text, documents)
-            if item.id in seen:
-                raise GoldenError(f"{where}: duplicate id {item.id!r}")
-            seen.add(item.id)
-            if item.conversation is not None:
-                expected = last_turn.get(item.conversation, -1) + 1
-                if item.turn != expected:
-                    raise GoldenError(f"{where} ({item.id}): conversation {item.conversation!r} expects turn "
-                                      f"{expected} next, got {item.turn}")
-                last_turn[item.conversation] = item.turn
-            items.append(item)
+    for where, row in iter_jsonl(path, error=GoldenError):
+        item = _item(row, where, document_text, documents)
+        if item.id in seen:
+            raise GoldenError(f"{where}: duplicate id {item.id!r}")
+        seen.add(item.id)
+        if item.conversation is not None:
+            expected = last_turn.get(item.conversation, -1) + 1
+            if item.turn != expected:
+                raise GoldenError(f"{where} ({item.id}): conversation {item.conversation!r} expects turn "
+                                  f"{expected} next, got {item.turn}")
+            last_turn[item.conversation] = item.turn
+        items.append(item)
     if not items:
         raise GoldenError(f"{path}: no questions")
     return items

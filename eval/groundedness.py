@@ -11,7 +11,6 @@ supported and unsupported responses have similar lengths, so length alone cannot
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from eval.data import DataFileError, iter_jsonl
 
 LABELS = ("supported", "unsupported")
 
@@ -40,24 +41,17 @@ def load_pairs(path: str | Path) -> list[Pair]:
         ValueError: a row that is not JSON, misses a field, or has an unknown label (with its line number).
     """
     rows: list[Pair] = []
-    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            r = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{lineno}: not JSON ({exc.msg})") from None
-        if not isinstance(r, dict):
-            raise ValueError(f"{path}:{lineno}: expected an object")  # noqa: TRY004 - a bad file, not a bad call
+    for where, r in iter_jsonl(path):
         missing = [k for k in ("context", "response", "label") if not isinstance(r.get(k), str) or not r[k].strip()]
         if missing:
-            raise ValueError(f"{path}:{lineno}: missing or empty {', '.join(missing)}")
+            raise DataFileError(f"{where}: missing or empty {', '.join(missing)}")
         if r["label"] not in LABELS:
-            raise ValueError(f"{path}:{lineno}: label must be supported or unsupported, got {r['label']!r}")
-        rows.append(Pair(id=str(r.get("id", lineno)), context=r["context"], question=r.get("question") or None,
+            raise DataFileError(f"{where}: label must be supported or unsupported, got {r['label']!r}")
+        rows.append(Pair(id=str(r.get("id", where.rsplit(":", 1)[1])), context=r["context"],
+                         question=r.get("question") or None,
                          response=r["response"], label=r["label"], length_matched=bool(r.get("length_matched"))))
     if not rows:
-        raise ValueError(f"{path}: no rows")
+        raise DataFileError(f"{path}: no rows")
     return rows
 
 

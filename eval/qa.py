@@ -22,9 +22,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from eval.data import DataFileError, iter_jsonl
 from eval.metrics import exact_match, normalize_answer, percentile, squad_f1
 from eval.retrieval import corpus_index_name
-from rag.errors import PathNotFoundError, UnreadableDocumentError
+from rag.errors import PathNotFoundError
 from rag.pipeline import strip_citations
 from rag.settings import Settings
 from rag.types import Answer, AnswerMode
@@ -69,22 +70,19 @@ def load_questions(path: Path) -> list[QaQuestion]:
         raise PathNotFoundError(f"{path}: no such file", hint="pass a questions.jsonl file")
     out: list[QaQuestion] = []
     seen: set[str] = set()
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                q = _parse_question(json.loads(line))
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                raise UnreadableDocumentError(
-                    f"{path}:{lineno}: not a question line with id/question/is_impossible/answers ({exc})",
-                    hint="each line: {\"id\", \"question\", \"gold_passage_id\", \"title\", \"is_impossible\", "
-                         "\"answers\": [...]}",
-                ) from None
-            if q.id in seen:
-                raise UnreadableDocumentError(f"{path}:{lineno}: duplicate question id {q.id!r}")
-            seen.add(q.id)
-            out.append(q)
+    for where, row in iter_jsonl(path):
+        try:
+            q = _parse_question(row)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataFileError(
+                f"{where}: not a question line with id/question/is_impossible/answers ({exc})",
+                hint="each line: {\"id\", \"question\", \"gold_passage_id\", \"title\", \"is_impossible\", "
+                     "\"answers\": [...]}",
+            ) from None
+        if q.id in seen:
+            raise DataFileError(f"{where}: duplicate question id {q.id!r}")
+        seen.add(q.id)
+        out.append(q)
     return out
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from eval.data import DataFileError, iter_jsonl
 from rag.errors import UnreadableDocumentError
 from rag.settings import RetrievalMode, Settings
 
@@ -21,14 +21,11 @@ if TYPE_CHECKING:
 
 def load_queries(path: Path) -> dict[str, str]:
     out: dict[str, str] = {}
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                    out[str(row["_id"])] = str(row["text"])
-                except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                    raise UnreadableDocumentError(f"{path}:{lineno}: not a query line with _id/text ({exc})") from None
+    for where, row in iter_jsonl(path):
+        try:
+            out[str(row["_id"])] = str(row["text"])
+        except KeyError as exc:
+            raise DataFileError(f"{where}: not a query line with _id/text (missing {exc})") from None
     return out
 
 
