@@ -18,8 +18,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rag.errors import ModelUnavailableError
-from rag.llm_model import ScriptedChatModel
 from rag.settings import Settings
+from rag.testing import ScriptedChatModel
 from tests.conftest import FIXTURES
 from ui.api import create_app
 from ui.service import Service, safe_filename

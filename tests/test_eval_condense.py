@@ -22,9 +22,9 @@ from eval.condense import (
     token_f1,
     tokens,
 )
-from rag.llm_model import ScriptedChatModel
 from rag.pipeline import CONDENSE_PROMPT, Pipeline
 from rag.settings import Settings
+from rag.testing import ScriptedChatModel
 
 # --------------------------------------------------------------------------- metrics
 

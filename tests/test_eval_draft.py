@@ -21,7 +21,7 @@ from eval.draft import (
 )
 from eval.golden import contains, load_golden
 from index.load import load_file
-from rag.llm_model import ScriptedChatModel
+from rag.testing import ScriptedChatModel
 
 FIXTURES = Path(__file__).parent / "fixtures" / "corpus"
 

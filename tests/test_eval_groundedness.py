@@ -89,7 +89,7 @@ def test_cli_bad_pairs_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 
 def test_llm_judge_parses_yes_and_no() -> None:
     from eval.groundedness import LlmJudge
-    from rag.llm_model import ScriptedChatModel
+    from rag.testing import ScriptedChatModel
 
     llm = ScriptedChatModel(["Yes", " no.", "**Yes**"])
     rows = sample_rows(4)[:3]

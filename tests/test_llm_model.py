@@ -21,11 +21,11 @@ from rag.llm_model import (
     ChatModel,
     LocalChatModel,
     ModelSpec,
-    ScriptedChatModel,
     YesNoJudge,
     main,
     resolve_model_path,
 )
+from rag.testing import ScriptedChatModel
 
 REPO = Path(__file__).resolve().parents[1]
 FAKE_PREFIX = "ragtest-fake-part"

@@ -9,7 +9,6 @@ import pytest
 
 from index.ingest import ingest
 from rag.errors import BadQueryError, ModelUnavailableError
-from rag.llm_model import ScriptedChatModel
 from rag.pipeline import (
     NO_EVIDENCE_TEXT,
     Pipeline,
@@ -19,6 +18,7 @@ from rag.pipeline import (
     strip_citations,
 )
 from rag.settings import Settings
+from rag.testing import ScriptedChatModel
 from rag.types import Answer
 from tests.llama_server import model_cache_dir
 

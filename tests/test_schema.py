@@ -16,8 +16,8 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from rag.llm_model import ScriptedChatModel
 from rag.settings import Settings
+from rag.testing import ScriptedChatModel
 from tests.conftest import FIXTURES
 from ui.api import create_app
 from ui.service import Service
