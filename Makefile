@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install install-llm run index serve lint fmt typecheck help test test-slow test-all bench clean chromium
+.PHONY: install install-llm run index serve lint fmt typecheck help test test-unit test-integration test-e2e test-slow test-all bench clean chromium
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,7 @@ install-llm: $(LLM_STAMP)
 run: $(LLM_STAMP)        ## start the server on http://127.0.0.1:8000 (chat UI at /chat, API docs at /docs); seeds/ is indexed at first start
 	$(BIN)/rag serve
 
-chromium:                ## Debian's chromium, for the browser test (tests/test_browser.py)
+chromium:                ## Debian's chromium, for the browser test (tests/e2e/test_browser.py)
 	test -x /usr/bin/chromium || (apt-get install -y chromium || (apt-get update && apt-get install -y chromium))
 
 lint: $(STAMP)           ## ruff, the import contract (the layers in pyproject.toml [tool.importlinter]) and mypy
@@ -42,10 +42,19 @@ typecheck: $(STAMP)      ## mypy alone (rag, index, ui, eval; strict flags on th
 	$(BIN)/mypy
 
 help:                    ## this list
-	@grep -E '^[a-z-]+:.*## ' Makefile | sed -E 's/:.*## /\t/' | expand -t 18
+	@grep -E '^[a-z0-9-]+:.*## ' Makefile | sed -E 's/:.*## /\t/' | expand -t 18
 
 test: $(STAMP) chromium lint  ## lint, then the default (fast) test suite
 	$(BIN)/python -m pytest -q
+
+test-unit: $(STAMP)      ## unit tier: no models, no servers (about 15 s)
+	$(BIN)/python -m pytest -q tests/unit
+
+test-integration: $(STAMP)  ## integration tier: the packaged models, real Chroma, FastAPI TestClient
+	$(BIN)/python -m pytest -q tests/integration
+
+test-e2e: $(STAMP) chromium  ## end-to-end tier (fast part): subprocess server, browser, schema
+	$(BIN)/python -m pytest -q tests/e2e
 
 test-slow: $(LLM_STAMP) chromium  ## the long tests: crash recovery, servers, local LLM
 	$(BIN)/python -m pytest -q -m slow

@@ -48,7 +48,7 @@ ASK_TARGET_RATIO = 1.8
 PROBE_INTERVAL_S = 0.25
 
 
-# --------------------------------------------------------------------------- pure helpers (tests/test_bench_load.py)
+# ------------------------------------------------- pure helpers (tests/unit/test_bench_load.py)
 
 
 def _r(x: float | None, nd: int = 3) -> float | None:

@@ -10,8 +10,7 @@ import pytest
 
 from index.load import discover, document_id, load_file
 from rag.errors import PathNotFoundError, UnreadableDocumentError
-
-from .conftest import FIXTURES
+from tests.conftest import FIXTURES
 
 
 def make_pdf(path: Path, pages: list[str], title: str | None = None) -> Path:
@@ -161,7 +160,7 @@ def test_discover_missing_path_is_an_error(tmp_path: Path):
 
 # --------------------------------------------------------------------------- structured text: PDF
 
-REALDOCS = Path(__file__).resolve().parents[2] / "shared" / "data" / "realdocs" / "docs"
+REALDOCS = Path(__file__).resolve().parents[3] / "shared" / "data" / "realdocs" / "docs"
 
 MANUAL = [  # (kind, lines) per page; "h1"/"h2" are outline entries
     [("h1", ["1 Getting started"]),
@@ -692,6 +691,6 @@ def test_real_hard_wrapped_licences_have_one_line_per_paragraph():
 
 
 def test_seed_with_one_paragraph_per_line_is_unchanged():
-    path = Path(__file__).resolve().parents[1] / "seeds" / "china_iran_ties.txt"
+    path = Path(__file__).resolve().parents[2] / "seeds" / "china_iran_ties.txt"
     (doc,) = load_file(path)
     assert doc.text == path.read_text(encoding="utf-8")

@@ -87,7 +87,7 @@ def test_reader_picks_up_new_documents(settings: Settings, corpus_dir: Path, min
 
 @pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
 def test_seed_question_finds_the_answer_passage(settings: Settings, minilm, mode: str):
-    from .conftest import REPO
+    from tests.conftest import REPO
 
     ingest([REPO / "seeds"], settings, embedder=minilm)
     hits = Retriever(settings, embedder=minilm).search("Who commanded the Revolutionary Guard Corps?", k=3, mode=mode)  # type: ignore[arg-type]

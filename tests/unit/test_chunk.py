@@ -7,7 +7,7 @@ from pathlib import Path
 from index.chunk import chunk_document
 from index.load import load_file, make_document
 
-SEED = Path(__file__).resolve().parent.parent / "seeds"
+SEED = Path(__file__).resolve().parents[2] / "seeds"
 
 
 def test_seed_chunks_are_exact_spans_in_order():
@@ -67,7 +67,7 @@ def test_sections_follow_chunk_start():
 
 
 def test_loaded_markdown_chunks_carry_sections():
-    from .conftest import FIXTURES
+    from tests.conftest import FIXTURES
 
     (doc,) = load_file(FIXTURES / "corpus" / "library.md")
     chunks = chunk_document(doc, chunk_size=32, chunk_overlap=0)

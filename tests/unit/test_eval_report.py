@@ -218,7 +218,7 @@ def test_suite_report_explains_misses_by_stage_and_source(tmp_path: Path) -> Non
 def test_import_is_light() -> None:
     code = "import sys, eval.report, eval.baseline; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parent.parent).stdout
+                         cwd=Path(__file__).resolve().parents[2]).stdout
     assert out.strip() == "False"
 
 

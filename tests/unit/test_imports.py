@@ -21,7 +21,7 @@ def test_layers_contract_is_kept():
     from pathlib import Path
 
     exe = Path(sys.executable).with_name("lint-imports")
-    out = subprocess.run([str(exe)], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    out = subprocess.run([str(exe)], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
     assert out.returncode == 0, out.stdout + out.stderr
     assert "2 kept, 0 broken" in out.stdout
 

@@ -27,7 +27,7 @@ from rag.llm_model import (
 )
 from rag.testing import ScriptedChatModel
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FAKE_PREFIX = "ragtest-fake-part"
 FAKE_VERSION = "1.2.3"
 

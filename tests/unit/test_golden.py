@@ -23,7 +23,7 @@ from eval.golden import (
 )
 from rag.types import Answer, Citation
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SEED_TEXT = (REPO / "seeds" / "china_iran_ties.txt").read_text(encoding="utf-8")
 REALDOCS = REPO.parent / "shared" / "data" / "realdocs"
 

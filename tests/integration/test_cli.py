@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from rag.cli import main
-
-from .conftest import REPO
+from tests.conftest import REPO
 
 
 def last_json(out: str):

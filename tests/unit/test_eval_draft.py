@@ -23,7 +23,7 @@ from eval.golden import contains, load_golden
 from index.load import load_file
 from rag.testing import ScriptedChatModel
 
-FIXTURES = Path(__file__).parent / "fixtures" / "corpus"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "corpus"
 
 
 @pytest.fixture
