@@ -165,6 +165,10 @@ def eval_condense_cmd(
     retrieval: Annotated[bool, typer.Option(help="also count how often the rewrite changes the top-k chunks "
                                             "retrieved from the index")] = True,
     k: Annotated[int, typer.Option("-k", help="top-k for the retrieval comparison", min=1)] = 5,
+    skip_first_turns: Annotated[bool, typer.Option(help="leave out rows with an empty history")] = False,
+    llm_model: Annotated[str | None, typer.Option(help="local GGUF name or path (default: RAG_LLM_MODEL)")] = None,
+    index: Annotated[str | None, typer.Option(help="index for the retrieval comparison (default: RAG_INDEX_NAME)")]
+    = None,
     baseline: BaselineOpt = None,
     no_baseline: NoBaselineOpt = False,
     runs_dir: RunsDirOpt = None,
@@ -176,12 +180,16 @@ def eval_condense_cmd(
     from rag.pipeline import Pipeline
 
     try:
-        rows = sample_rows(load_canard(file), limit or None, seed)
+        rows = sample_rows(load_canard(file), limit or None, seed, skip_first_turns=skip_first_turns)
     except ValueError as exc:
         raise RagError(str(exc), hint="see ../shared/data/canard/dev.jsonl for the format") from None
-    pipe = Pipeline(current_settings(), mode=check_answer_mode(mode))
+    settings = current_settings()
+    if llm_model:
+        settings = settings.model_copy(update={"llm_model": llm_model})
+    pipe = Pipeline(settings, mode=check_answer_mode(mode), index_name=index)
     report = evaluate_condense(rows, pipe, retriever=pipe.retriever if retrieval else None, k=k, progress=progress_bar)
-    summary = {**report.summary(), "file": str(file), "limit": limit or None, "seed": seed, "mode": pipe.mode}
+    summary = {**report.summary(), "file": str(file), "limit": limit or None, "seed": seed, "mode": pipe.mode,
+               "skip_first_turns": skip_first_turns}
     table = report.format_report()
     typer.echo(table)
     _finish_run("condense", summary, report.records,

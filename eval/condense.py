@@ -12,7 +12,7 @@ the question as asked (``retrieval_changed``): how often condensing changes what
 
 Usage::
 
-    python -m eval.condense --file shared/data/canard/dev.jsonl --limit 100 --seed 0 --mode local --json
+    rag eval condense --file ../shared/data/canard/dev.jsonl --limit 100 --seed 0 --mode local --json
 
     from eval.condense import evaluate_condense, load_canard, sample_rows
     rows = sample_rows(load_canard(path), 100, seed=0)
@@ -22,10 +22,8 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -362,51 +360,3 @@ def evaluate_condense(
     mode = getattr(pipeline, "mode", None)
     model = getattr(pipeline, "model_name", None) if mode is not None else None
     return CondenseReport(records=records, mode=mode, model=model, k=k if retriever is not None else None)
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m eval.condense",
-        description="Score the follow-up condenser on a CANARD-format JSONL file against the human rewrites.",
-    )
-    ap.add_argument("--file", required=True, type=Path, help="CANARD-format .jsonl (id, history, question, rewrite)")
-    ap.add_argument("--limit", type=int, default=100, help="rows to sample (0: all; default 100)")
-    ap.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    ap.add_argument("--skip-first-turns", action="store_true", help="leave out rows with an empty history")
-    ap.add_argument("--mode", choices=("local", "hosted", "extractive"), default=None,
-                    help="condenser mode (default: the settings' answer mode)")
-    ap.add_argument("--llm-model", default=None, help="local GGUF name or path (default: the settings')")
-    ap.add_argument("--retrieval", action="store_true",
-                    help="also compare the top-k chunks of question and rewrite in the settings' index")
-    ap.add_argument("--index", default=None, help="index name for --retrieval (default: the settings')")
-    ap.add_argument("-k", type=int, default=5, help="top-k for --retrieval (default 5)")
-    ap.add_argument("--records", type=Path, default=None, help="write the per-row records here (JSONL)")
-    ap.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
-    args = ap.parse_args(argv)
-
-    from rag.pipeline import Pipeline
-    from rag.settings import get_settings
-
-    settings = get_settings()
-    if args.llm_model:
-        settings = settings.model_copy(update={"llm_model": args.llm_model})
-    rows = sample_rows(load_canard(args.file), args.limit or None, args.seed, skip_first_turns=args.skip_first_turns)
-    pipe = Pipeline(settings, mode=args.mode, index_name=args.index)
-    report = evaluate_condense(rows, pipe, retriever=pipe.retriever if args.retrieval else None, k=args.k)
-    report.meta.update(file=str(args.file), limit=args.limit or None, seed=args.seed,
-                       skip_first_turns=args.skip_first_turns)
-    if args.records is not None:
-        with args.records.open("w", encoding="utf-8") as fh:
-            for rec in report.records:
-                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-    print(report.format_report())  # noqa: T201 - a command's output
-    if args.json:
-        print(report.to_json())  # noqa: T201 - a command's output
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

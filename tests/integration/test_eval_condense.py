@@ -15,7 +15,6 @@ from eval.condense import (
     Turn,
     evaluate_condense,
     load_canard,
-    main,
     rouge_l,
     sample_rows,
     summarize,
@@ -306,21 +305,25 @@ def test_evaluate_condense_retrieval_changed_with_real_index(settings: Settings,
     assert r2["retrieval_changed"] is expected
 
 
-def test_main_prints_json_last(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+def test_cli_eval_condense_can_skip_first_turns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The one front-end (``rag eval condense``) carries the options of the old argparse one."""
+    from rag.cli import main
+
     hist = [{"role": "user", "text": "Who built the Eastbrook lighthouse?"},
             {"role": "assistant", "text": "The Merrow brothers."}]
     path = write_jsonl(tmp_path / "dev.jsonl", [
         row_dict(0, question="Who built the Eastbrook lighthouse?", rewrite="Who built the Eastbrook lighthouse?"),
         row_dict(1, hist, question="When did they build it?", rewrite="When was the Eastbrook lighthouse built?"),
     ])
-    records = tmp_path / "records.jsonl"
-    assert main(["--file", str(path), "--limit", "0", "--mode", "extractive", "--json", "--records", str(records)]) == 0
+    runs = tmp_path / "runs"
+    assert main(["eval", "condense", "--file", str(path), "--limit", "0", "--mode", "extractive", "--no-retrieval",
+                 "--skip-first-turns", "--runs-dir", str(runs), "--json"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     out = json.loads(lines[-1])
-    assert out["rows"] == 2 and out["mode"] == "extractive" and out["seed"] == 0 and out["limit"] is None
-    assert out["follow_up"]["rewrite_rate"] == 1.0 and "F1 condensed" in "\n".join(lines[:-1])
-    recs = [json.loads(x) for x in records.read_text().splitlines()]
-    assert [r["id"] for r in recs] == ["D0#0", "D0#1"]
+    assert out["rows"] == 1 and out["skip_first_turns"] is True and out["follow_up"]["rewrite_rate"] == 1.0
+    assert "F1 condensed" in "\n".join(lines[:-1])
+    recs = [json.loads(x) for x in (Path(out["run"]) / "results.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in recs] == ["D0#1"]
 
 
 def test_cli_eval_condense_writes_a_run_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
