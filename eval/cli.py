@@ -197,13 +197,22 @@ def eval_condense_cmd(
                 runs_dir=runs_dir, baseline=baseline, skip_baseline=no_baseline, json_out=json_out)
 
 
-@eval_app.command("draft", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def eval_draft_cmd(ctx: typer.Context) -> None:
-    """Draft a golden set for a new corpus, every row marked for review: rag eval draft --corpus DIR --out FILE
-    [--n 20] [--seed 0] [--mode extractive|local|hosted] (see python -m eval.draft --help)."""
-    from eval.draft import main as draft_main
+@eval_app.command("draft")
+def eval_draft_cmd(
+    corpus: Annotated[list[Path], typer.Option(help="file or folder to draft from (repeatable)")],
+    out: Annotated[Path, typer.Option(help="the JSONL file to write")],
+    n: Annotated[int, typer.Option("--n", help="rows to draft, about 20% of them unanswerable", min=1)] = 20,
+    seed: Annotated[int, typer.Option(help="selection seed")] = 0,
+    mode: Annotated[str, typer.Option(help="who writes the questions: extractive = templates (fast), local/hosted "
+                                      "= an LLM")] = "extractive",
+    llm_model: Annotated[str | None, typer.Option(help="local GGUF name or path (default: RAG_LLM_MODEL)")] = None,
+) -> None:
+    """Draft a golden set for a new corpus, every row marked for review (eval/golden/README.md)."""
+    from eval.draft import run_draft
 
-    code = draft_main(list(ctx.args))
+    if mode not in ("extractive", "local", "hosted"):
+        raise typer.BadParameter(f"mode must be extractive, local or hosted, got {mode!r}", param_hint="--mode")
+    code = run_draft(corpus, out, n=n, seed=seed, mode=mode, llm_model=llm_model, echo=typer.echo)
     if code:
         raise typer.Exit(code)
 

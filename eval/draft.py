@@ -17,8 +17,8 @@ Every drafted row is a *proposal* in the golden JSONL format (``eval/golden/READ
 
 Usage::
 
-    python -m eval.draft --corpus seeds --n 20 --seed 0 --out eval/golden/draft.jsonl
-    python -m eval.draft --corpus docs/ --mode local --n 10 --out draft.jsonl   # questions written by the local LLM
+    rag eval draft --corpus seeds --n 20 --seed 0 --out eval/golden/draft.jsonl
+    rag eval draft --corpus docs/ --mode local --n 10 --out draft.jsonl   # questions written by the local LLM
 
     from eval.draft import draft_golden
     rows = draft_golden([Path("seeds")], get_settings(), n=20, seed=0)
@@ -28,14 +28,13 @@ The output passes :func:`eval.golden.load_golden`; edit or delete rows, then dro
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import random
 import re
 import sys
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -44,7 +43,7 @@ from eval.golden import EVIDENCE_MAX, contains, normalize
 
 if TYPE_CHECKING:
     from index.ingest import ProgressFactory
-    from rag.settings import Settings
+    from rag.settings import AnswerMode, Settings
     from rag.types import Document
 
 logger = logging.getLogger(__name__)
@@ -919,60 +918,42 @@ class _LineProgress:
         pass
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m eval.draft",
-        description="Draft a golden question set (JSONL, eval/golden/README.md) for a corpus, for human review.",
-    )
-    ap.add_argument("--corpus", required=True, action="append", type=Path,
-                    help="file or folder to draft from (repeatable)")
-    ap.add_argument("--n", type=int, default=20, help="rows to draft, about 20%% of them unanswerable (default 20)")
-    ap.add_argument("--seed", type=int, default=0, help="selection seed (default 0)")
-    ap.add_argument("--mode", choices=("extractive", "local", "hosted"), default="extractive",
-                    help="who writes the questions: extractive = templates (fast, default), local/hosted = an LLM")
-    ap.add_argument("--llm-model", default=None, help="local GGUF name or path (default: the settings')")
-    ap.add_argument("--out", required=True, type=Path, help="the JSONL file to write")
-    args = ap.parse_args(argv)
-    if args.n <= 0:
-        ap.error("--n must be positive")
-
+def run_draft(corpus: Sequence[Path], out: Path, *, n: int = 20, seed: int = 0, mode: str = "extractive",
+              llm_model: str | None = None, echo: Callable[..., object] = print) -> int:
+    """Draft a golden set from ``corpus`` into ``out`` and report on ``echo`` (``echo(text, err=True)`` for errors);
+    the body of ``rag eval draft``. Returns the exit code: 0, 1 (nothing to draft from), 2 (a RagError)."""
     from rag.errors import RagError
     from rag.settings import get_settings
 
     settings = get_settings()
-    if args.llm_model:
-        settings = settings.model_copy(update={"llm_model": args.llm_model})
+    if llm_model:
+        settings = settings.model_copy(update={"llm_model": llm_model})
     try:
         llm = None
-        if args.mode != "extractive":
+        if mode != "extractive":
             from rag.models import make_chat_model
 
-            llm = make_chat_model(settings, args.mode)
-        rows, stats = _draft(args.corpus, settings, n=args.n, seed=args.seed, llm=llm,
+            llm = make_chat_model(settings, cast("AnswerMode", mode))
+        rows, stats = _draft(list(corpus), settings, n=n, seed=seed, llm=llm,
                              progress=cast("ProgressFactory", _LineProgress) if llm is not None else None)
     except RagError as exc:
-        print(f"error: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""), file=sys.stderr)  # noqa: T201 - a command's output
+        echo(f"error: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""), err=True)
         return 2
     if not rows:
-        print(f"error: nothing to draft from {', '.join(map(str, args.corpus))} "  # noqa: T201 - a command's output
-              f"({stats.documents} documents, no usable sentences)", file=sys.stderr)
+        echo(f"error: nothing to draft from {', '.join(map(str, corpus))} "
+             f"({stats.documents} documents, no usable sentences)", err=True)
         return 1
-    write_jsonl(rows, args.out)
-    print(f"drafted {len(rows)} rows ({stats.answerable} answerable, {stats.unanswerable} unanswerable) "  # noqa: T201 - a command's output
-          f"from {stats.documents} document(s) in {stats.files} file(s) -> {args.out}")
+    write_jsonl(rows, out)
+    echo(f"drafted {len(rows)} rows ({stats.answerable} answerable, {stats.unanswerable} unanswerable) "
+         f"from {stats.documents} document(s) in {stats.files} file(s) -> {out}")
     if llm is not None:
         rejected = ", ".join(f"{why}: {k}" for why, k in stats.llm_rejected.most_common())
-        print(f"questions: {stats.llm_questions} by the LLM ({args.mode}), {stats.template_questions} from templates"  # noqa: T201 - a command's output
-              + (f" (LLM replies rejected: {rejected})" if rejected else ""))
+        echo(f"questions: {stats.llm_questions} by the LLM ({mode}), {stats.template_questions} from templates"
+             + (f" (LLM replies rejected: {rejected})" if rejected else ""))
     else:
-        print(f"questions: {stats.template_questions} from templates")  # noqa: T201 - a command's output
+        echo(f"questions: {stats.template_questions} from templates")
     if stats.skipped:
-        print(f"skipped {len(stats.skipped)} file(s): " + "; ".join(stats.skipped[:3])  # noqa: T201 - a command's output
-              + (" ..." if len(stats.skipped) > 3 else ""))
-    print("every row is a draft (field 'review'): check the question, the answer and the evidence, "  # noqa: T201 - a command's output
-          "then drop 'review'")
+        echo(f"skipped {len(stats.skipped)} file(s): " + "; ".join(stats.skipped[:3])
+             + (" ..." if len(stats.skipped) > 3 else ""))
+    echo("every row is a draft (field 'review'): check the question, the answer and the evidence, then drop 'review'")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

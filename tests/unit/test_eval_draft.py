@@ -14,7 +14,6 @@ from eval.draft import (
     check_question,
     draft_golden,
     evidence_window,
-    main,
     skip_reason,
     template_question,
     write_jsonl,
@@ -240,9 +239,11 @@ def test_unanswerable_rows_avoid_topics_the_corpus_mentions(tmp_path: Path, sett
         assert not any(w in q.lower() for w in ("population", "born", "mayor")), q
 
 
-def test_main_writes_jsonl_and_summary(corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_draft_writes_jsonl_and_summary(corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rag.cli import main
+
     out = tmp_path / "out" / "draft.jsonl"
-    assert main(["--corpus", str(corpus), "--n", "8", "--seed", "1", "--out", str(out)]) == 0
+    assert main(["eval", "draft", "--corpus", str(corpus), "--n", "8", "--seed", "1", "--out", str(out)]) == 0
     items = load_golden(out)
     text = capsys.readouterr().out
     assert f"drafted {len(items)} rows" in text and "from templates" in text
@@ -250,7 +251,9 @@ def test_main_writes_jsonl_and_summary(corpus: Path, tmp_path: Path, capsys: pyt
     assert all(r["review"] == REVIEW for r in rows)
 
 
-def test_main_reports_a_missing_corpus(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--corpus", str(tmp_path / "nope"), "--out", str(tmp_path / "x.jsonl")]) == 2
+def test_cli_draft_reports_a_missing_corpus(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rag.cli import main
+
+    assert main(["eval", "draft", "--corpus", str(tmp_path / "nope"), "--out", str(tmp_path / "x.jsonl")]) == 2
     assert "error:" in capsys.readouterr().err
     assert not (tmp_path / "x.jsonl").exists()
