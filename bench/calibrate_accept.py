@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import tempfile
 import time
@@ -114,7 +115,9 @@ def _weights(rows: Sequence[dict[str, Any]]) -> list[float]:
     return [1.0 / counts[(r["set"], r["correct"])] for r in rows]
 
 
+@functools.cache
 def _gate() -> float:
+    """The answerability gate of the LLM modes (read once: the threshold search calls this thousands of times)."""
     from rag.answerability import AnswerabilityModel
 
     return AnswerabilityModel.load().threshold("local")

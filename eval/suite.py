@@ -33,8 +33,7 @@ from eval.golden import (
     score_answer,
     source_name,
 )
-from eval.metrics import percentile
-from eval.qa import f1 as token_f1
+from eval.metrics import percentile, squad_f1
 from rag.pipeline import strip_citations
 from rag.types import Answer, Hit
 
@@ -228,7 +227,7 @@ def score_item(item: GoldenItem, answer: Answer, *, judge: Judge, hits: Sequence
     if not answer.refused:
         grounded, scores, precision, recall = _sentence_checks(answer, judge)
     if item.answerable:
-        f1 = 0.0 if answer.refused else round(token_f1(strip_citations(answer.text), list(item.answers)), 4)
+        f1 = 0.0 if answer.refused else round(squad_f1(strip_citations(answer.text), list(item.answers)), 4)
     hit, rr = _retrieval(item, hits, k) if hits is not None else (None, None)
     if item.answerable:
         reasons = []

@@ -508,9 +508,9 @@ class Pipeline:
         llm = self.llm
         prompt = self.answer_messages(standalone, evidence)
         spans = self.mode == "local" and self.settings.answer_spans
-        grammar = span_grammar(evidence) if spans else None
+        probed = spans and callable(getattr(llm, "next_token_probability", None))
         t_gen = time.perf_counter()
-        if spans and callable(getattr(llm, "next_token_probability", None)):
+        if probed:
             # The LLM's own abstention, read before any grammar applies: refuse when it is confident, otherwise
             # force a span and let the calibrated acceptance model decide whether it answers the question.
             try:
@@ -526,7 +526,7 @@ class Pipeline:
                 yield "answer", Answer(**base, text=NO_EVIDENCE_TEXT, refused=True, refusal_reason="not_found",
                                        model=self.model_name, seconds=seconds)
                 return
-            grammar = span_grammar(evidence, not_found=False)
+        grammar = span_grammar(evidence, not_found=not probed) if spans else None
         draft_parts: list[str] = []
         first = True
         try:
@@ -545,7 +545,7 @@ class Pipeline:
         with self.cpu_slot:
             t = lap("queue", t)
             answer = (self._accept_span(draft, standalone, evidence, found, base)
-                      if spans and "p_not_found" in base["signals"] else
+                      if probed else
                       self._verify(draft, standalone, evidence, base))
         t = lap("verify", t)
         if self._llm_checks(answer):
