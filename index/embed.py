@@ -24,7 +24,7 @@ _THREADS_LOCK = threading.Lock()
 
 MINILM = "all-MiniLM-L6-v2"
 BGE_SMALL = "bge-small-en-v1.5"
-_MINILM_ALIASES = {MINILM, "sentence-transformers/all-MiniLM-L6-v2", "minilm"}
+MINILM_ALIASES = frozenset({MINILM, "sentence-transformers/all-MiniLM-L6-v2", "minilm"})
 _BGE_ALIASES = {BGE_SMALL, "BAAI/bge-small-en-v1.5", "bge-small"}
 BGE_QUERY_PREFIX = "Represent this sentence for searching relevant passages: "
 
@@ -282,7 +282,7 @@ def make_embedder(model: str, *, batch_size: int = 32, onnx_cache: Path | None =
 
     ``onnx_cache``: a folder for an ONNX export of a sentence-transformers model, used for fast single queries.
     """
-    if model in _MINILM_ALIASES:
+    if model in MINILM_ALIASES:
         return SentenceTransformerEmbedder(packaged_minilm_path(), name=MINILM, batch_size=batch_size,
                                            onnx_cache=onnx_cache)
     if model in _BGE_ALIASES:

@@ -31,8 +31,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Models", "make_chat_model"]
 
-_MINILM_NAMES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "minilm"}
-
 
 def make_chat_model(settings: Settings, mode: AnswerMode) -> Any:
     """A new LLM for ``mode`` (None for extractive): the local GGUF (llama.cpp) or the hosted endpoint.
@@ -118,13 +116,14 @@ class Models:
         calibration needs) and, when the index embeds with MiniLM, the embedder."""
         with self._lock:
             if self._checker is None:
+                from index.embed import MINILM_ALIASES
                 from rag.support import SupportChecker
 
                 reranker = self.reranker
                 reranker.warm_up()
                 one_pair = copy.copy(reranker)  # the same ONNX sessions, batch-independent scores
                 one_pair.batch_size = 1
-                embedder = self.embedder if self.settings.embed_model in _MINILM_NAMES else None
+                embedder = self.embedder if self.settings.embed_model in MINILM_ALIASES else None
                 self._checker = SupportChecker(reranker=one_pair, embedder=embedder)
                 self.built["checker"] += 1
             return self._checker
